@@ -1,0 +1,63 @@
+# depthdistill: every target installs what it needs into .venv itself.
+# Fresh machine: `make demo` (the whole chain on the embedded default) and `make test`.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DD     := $(VENV)/bin/depthdistill
+STAMP  := $(VENV)/.installed
+CONFIG ?= stages.yaml
+STORE  ?=
+RUN    ?= runs/demo
+# Quiet pip, but keep errors. torch first: the pinned CPU build lies on local disk, and a bare
+# `torch` requirement resolved later would pull a multi-GB CUDA build.
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: install test test-all demo labels train eval predict teachers bench science clean help
+
+help:
+	@echo "make demo     the whole chain on the embedded default (no GPU, no downloads)"
+	@echo "make test     the fast test suite (what CI runs); make test-all adds the slow tests"
+	@echo "make labels   depthdistill labels --config \$$(CONFIG)   (RAY_ADDRESS=... for a cluster)"
+	@echo "make train    depthdistill train --shards \$$(STORE) --config \$$(CONFIG)"
+	@echo "make eval     depthdistill eval on the embedded teachers"
+	@echo "make teachers retrain the embedded tiny teachers (CPU, <= 60 min)"
+	@echo "make bench    throughput / bytes / scaling benchmarks (print figures)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+labels: $(STAMP)
+	$(DD) labels --config $(CONFIG)
+
+train: $(STAMP)
+	$(DD) train --config $(CONFIG) --shards $(STORE)
+
+eval: $(STAMP)
+	$(DD) eval --model embedded://dav2-tiny --model embedded://genpercept-tiny --dataset world
+
+predict: $(STAMP)
+	$(DD) predict $(IMAGES) --model embedded://dav2-tiny --out runs/predict
+
+teachers: $(STAMP)
+	$(DD) teachers train --out depthdistill/assets/teachers
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+demo: $(STAMP)
+	$(PY) -m depthdistill.demo --config $(CONFIG) --out $(RUN)
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m depthdistill` is the `depthdistill` command."""
+
+from depthdistill.cli import main
+
+main()

@@ -1,0 +1,330 @@
+"""stages.yaml -> frozen, validated dataclasses.
+
+Every stage of the project (images, views, teachers, labels, train, eval) reads its settings
+from one YAML file. Loading checks everything before any model loads: an unknown key, a value
+of the wrong type or out of range gives one `ConfigError` naming the file, the key path, the
+bad value and the fix (the CLI prints it and exits 2).
+
+Importing this module is cheap (stdlib + yaml only): the CLI imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+NORMALIZATIONS = ("global", "hybrid", "local", "none")
+TEACHER_KINDS = ("dav2", "genpercept")
+DEFAULT_INPUT_MULTIPLE = {"dav2": 14, "genpercept": 8}
+
+
+class ConfigError(ValueError):
+    """A bad value in a config file: says which file, which key, and how to fix it."""
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise ValueError('key: got value; allowed') — turned into a ConfigError by the loader."""
+    if not ok:
+        raise ValueError(f"{key}: got {value!r}; {allowed}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImagesConfig:
+    # folder, .tar shard(s), a text file of paths, or world://<split>?n=N
+    source: str = "world://unlabeled?n=64"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.source.strip()), "images.source", self.source, "give a folder, .tar, list file or world://unlabeled?n=N")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewsConfig:
+    view_size: int = 112  # global view side fed to teacher and student (paper: 560)
+    crop_min: int = 129  # smallest crop side in native pixels (paper: 644)
+    patch_size: int = 112  # native patch side for the local-global patches (paper: 560)
+    max_grid: int = 3  # largest k of the k x k patch grid
+    min_overlap: float = 0.25  # neighbouring patches overlap by at least this fraction
+    views_per_image: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.view_size >= 14, "views.view_size", self.view_size, "use at least 14 pixels")
+        _check(self.crop_min >= self.view_size, "views.crop_min", self.crop_min,
+               f"must be >= views.view_size ({self.view_size}): a view never upsamples its crop")
+        _check(self.patch_size >= 14, "views.patch_size", self.patch_size, "use at least 14 pixels")
+        _check(1 <= self.max_grid <= 8, "views.max_grid", self.max_grid, "use 1..8")
+        _check(0.0 <= self.min_overlap < 1.0, "views.min_overlap", self.min_overlap, "use a fraction in [0, 1)")
+        _check(self.views_per_image >= 1, "views.views_per_image", self.views_per_image, "use 1 or more")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeacherConfig:
+    name: str
+    kind: Literal["dav2", "genpercept"] = "dav2"
+    model: str = "embedded://dav2-tiny"  # embedded://..., hub id, or local folder
+    weight: float = 1.0  # probability weight of this teacher in the trainer's per-batch draw
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    input_size: int = 112  # fixed square input side the teacher runs at
+    batch_size: int = 16
+    input_multiple: int = 0  # 0 = the kind's default (14 for DAv2, 8 for GenPercept)
+    unet_subfolder: str = "unet_disparity_v2"  # GenPercept only
+
+    def __post_init__(self) -> None:
+        _check(self.name.replace("-", "").replace("_", "").isalnum(), "teachers[].name", self.name,
+               "use letters, digits, '-' or '_' (it names a folder)")
+        _check(self.weight >= 0.0, f"teachers[{self.name}].weight", self.weight, "use a weight >= 0")
+        _check(self.batch_size >= 1, f"teachers[{self.name}].batch_size", self.batch_size, "use 1 or more")
+        if self.input_multiple == 0:
+            object.__setattr__(self, "input_multiple", DEFAULT_INPUT_MULTIPLE[self.kind])
+        _check(self.input_multiple >= 1, f"teachers[{self.name}].input_multiple", self.input_multiple, "use 1 or more")
+        _check(self.input_size % self.input_multiple == 0, f"teachers[{self.name}].input_size", self.input_size,
+               f"must be a multiple of {self.input_multiple} for a {self.kind} teacher")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelsConfig:
+    out: str = "runs/labels"  # parent folder of label stores
+    format: Literal["webdataset", "zarr"] = "webdataset"
+    shard_size: int = 16  # views per shard: the unit of work of one actor
+    num_actors: int = 0  # per teacher; 0 = one per GPU on a cluster, 2 CPU actors locally
+    max_retries: int = 2
+    codec: str = "q16"
+    prefetch: int = 2  # views decoded ahead of the model inside an actor
+    max_image_pixels: int = 178_956_970  # decompression-bomb guard (PIL's default)
+    actor_resources: dict = field(default_factory=dict)  # e.g. {"fake_gpu": 1} in tests
+    fault_kill_after: int = -1  # testing only: an actor exits after N views, once per run
+
+    def __post_init__(self) -> None:
+        _check(self.shard_size >= 1, "labels.shard_size", self.shard_size, "use 1 or more views per shard")
+        _check(self.num_actors >= 0, "labels.num_actors", self.num_actors, "use 0 (auto) or more")
+        _check(self.max_retries >= 0, "labels.max_retries", self.max_retries, "use 0 or more")
+        _check(self.prefetch >= 1, "labels.prefetch", self.prefetch, "use 1 or more")
+        _check(self.max_image_pixels >= 1, "labels.max_image_pixels", self.max_image_pixels, "use a positive pixel count")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    student: str = "tiny"  # tiny | small | base | large | hub id | folder
+    init: Literal["random", "encoder_only", "full"] = "random"
+    init_from: str = ""  # pretrained weights for encoder_only / full init
+    steps: int = 300
+    batch_size: int = 8
+    lr_encoder: float = 5e-6
+    lr_decoder: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    poly_power: float = 0.9
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    w_sc: float = 1.0
+    w_lg: float = 0.5
+    w_feat: float = 1.0
+    w_grad: float = 2.0
+    norm_sc: Literal["global", "hybrid", "local", "none"] = "hybrid"
+    norm_lg: Literal["global", "hybrid", "local", "none"] = "hybrid"
+    norm_grad: Literal["global", "hybrid", "local", "none"] = "hybrid"
+    feat_alpha: float = 0.85
+    feat_reduce: Literal["kept", "all"] = "kept"
+    grad_scales: int = 4
+    num_workers: int = 0
+    shuffle_buffer: int = 64
+    seed: int = 0
+    eval_every: int = 100
+    ckpt_every: int = 100
+    eval_images: int = 16
+    strict: bool = False
+    out: str = "runs/train"
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "grad_accum", "grad_scales", "eval_every", "ckpt_every"):
+            _check(getattr(self, key) >= 1, f"train.{key}", getattr(self, key), "use 1 or more")
+        for key in ("lr_encoder", "lr_decoder", "weight_decay", "grad_clip", "warmup_steps",
+                    "w_sc", "w_lg", "w_feat", "w_grad", "num_workers", "shuffle_buffer", "eval_images"):
+            _check(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), "use a value >= 0")
+        _check(self.w_sc + self.w_lg + self.w_feat + self.w_grad > 0, "train.w_*", 0.0,
+               "at least one loss weight must be positive")
+        _check(0.0 < self.feat_alpha <= 1.0, "train.feat_alpha", self.feat_alpha, "use a cosine threshold in (0, 1]")
+        _check(self.init == "random" or bool(self.init_from) or self.student not in ("tiny", "small", "base", "large"),
+               "train.init_from", self.init_from, f"init '{self.init}' needs train.init_from (a model id or folder)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetConfig:
+    name: Literal["world", "nyuv2", "kitti", "eth3d", "scannet", "diode"] = "world"
+    root: str = ""  # "" = the embedded world eval split, rendered on demand
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    datasets: tuple[DatasetConfig, ...] = (DatasetConfig(),)
+    batch_size: int = 8
+    eval_n: int = 32  # images of the world eval split
+    out: str = "runs/eval"
+
+    def __post_init__(self) -> None:
+        _check(len(self.datasets) >= 1, "eval.datasets", self.datasets, "name at least one data set")
+        _check(self.batch_size >= 1, "eval.batch_size", self.batch_size, "use 1 or more")
+        _check(self.eval_n >= 1, "eval.eval_n", self.eval_n, "use 1 or more")
+
+
+def _default_teachers() -> tuple[TeacherConfig, ...]:
+    return (
+        TeacherConfig(name="dav2", kind="dav2", model="embedded://dav2-tiny", weight=0.7),
+        TeacherConfig(name="genpercept", kind="genpercept", model="embedded://genpercept-tiny", weight=0.3),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagesConfig:
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
+    teachers: tuple[TeacherConfig, ...] = field(default_factory=_default_teachers)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    source_path: str = ""  # the file this was loaded from (not a YAML key)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.teachers]
+        _check(len(names) >= 1, "teachers", names, "name at least one teacher")
+        _check(len(set(names)) == len(names), "teachers[].name", names, "teacher names must be unique")
+        total = sum(t.weight for t in self.teachers)
+        _check(total > 0, "teachers[].weight", [t.weight for t in self.teachers],
+               "teacher weights must sum to a positive number (they are the per-batch draw probabilities)")
+        for t in self.teachers:
+            for key in ("view_size", "patch_size"):
+                size = getattr(self.views, key)
+                _check(size % t.input_multiple == 0, f"views.{key}", size,
+                       f"must be a multiple of teacher '{t.name}' patch size {t.input_multiple}")
+
+    def teacher(self, name: str) -> TeacherConfig:
+        for t in self.teachers:
+            if t.name == name:
+                return t
+        raise ConfigError(f"{self.source_path}: no teacher named {name!r}; the config has {[t.name for t in self.teachers]}")
+
+    def teacher_probabilities(self) -> dict[str, float]:
+        total = sum(t.weight for t in self.teachers)
+        return {t.name: t.weight / total for t in self.teachers}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: YAML mapping -> dataclasses, with type checks and key paths in every message.
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; return it converted (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        _check(value in typing.get_args(tp), key, value, f"use {_describe(tp)}")
+        return value
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        _check(isinstance(value, (list, tuple)), key, value, "use a YAML list")
+        return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        _check(isinstance(value, dict), key, value, "use a YAML mapping")
+        return _build(tp, value, key)
+    if tp is bool:
+        _check(isinstance(value, bool), key, value, "use true or false")
+        return value
+    if tp is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "use an integer")
+        return value
+    if tp is float:
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), key, value, "use a number")
+        return float(value)
+    if tp is str:
+        _check(isinstance(value, str), key, value, "use a string (quote it)")
+        return value
+    if tp is dict or origin is dict:
+        _check(isinstance(value, dict), key, value, "use a YAML mapping")
+        return dict(value)
+    raise AssertionError(f"config.py: no converter for {tp!r} at {key}")
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.name != "source_path"}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ValueError(f"{where}: unknown key; allowed keys here: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name == "teachers":
+            _check(isinstance(value, (list, tuple)), key, value, "use a YAML list of teacher mappings")
+            kwargs[name] = tuple(_build(TeacherConfig, t if isinstance(t, dict) else {"?": t}, f"teachers[{i}]")
+                                 for i, t in enumerate(value))
+        else:
+            kwargs[name] = _convert(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ValueError(f"{prefix or 'top level'}: {exc}") from None
+
+
+def _apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """Set dotted keys (`labels.format`) in a nested dict; the type check happens in _build."""
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{dotted}: cannot override inside a non-mapping")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path = "stages.yaml", overrides: dict[str, Any] | None = None) -> StagesConfig:
+    """Read and validate a stages file. Raises ConfigError naming the file, key and fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass --config with the path to a stages.yaml "
+                          "(the repository root has the embedded default)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax at the line shown") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of stages (images, views, teachers, ...)")
+    try:
+        data = _apply_overrides(data, overrides or {})
+        config = _build(StagesConfig, data, "")
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    object.__setattr__(config, "source_path", str(path))
+    return config
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> StagesConfig:
+    """Build a config from a plain dict (checkpoints store the resolved config as JSON)."""
+    data = {k: v for k, v in data.items() if k != "source_path"}
+    try:
+        config = _build(StagesConfig, data, "")
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    object.__setattr__(config, "source_path", source)
+    return config
