@@ -1,0 +1,45 @@
+"""`depthdistill predict IMAGES_OR_DIR... --model ... --out DIR [--sheet]`.
+
+Heavy imports happen inside `command`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def command(
+    inputs: List[Path] = typer.Argument(..., help="images and/or folders (folders recurse)"),
+    model: str = typer.Option(..., "--model", "-m", help="embedded://NAME, hub id, folder, or teacher:NAME"),
+    out: Path = typer.Option(Path("runs/predict"), "--out", "-o", help="output folder"),
+    sheet: bool = typer.Option(False, "--sheet", help="also write sheet.png (RGB | depth, first 8 images)"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="stages.yaml (default ./stages.yaml)"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    input_size: Optional[int] = typer.Option(None, "--input-size",
+                                             help="model input short side (default: teacher's, 518 for hub ids)"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+) -> None:
+    """Write a 16-bit PNG (+ min/max json), a float32 .npy and a colour PNG per image."""
+    from depthdistill.commands.eval import load_stages
+
+    stages = load_stages(config)
+    try:
+        from depthdistill.evaluation.predict import predict_images
+        from depthdistill.evaluation.predictor import DepthPredictor
+
+        predictor = DepthPredictor(model, stages, device=device, input_size=input_size, batch_size=batch_size)
+        summary = predict_images(inputs, predictor, out, sheet=sheet, batch_size=batch_size,
+                                 progress=not no_progress)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for path, reason in summary.bad:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+    typer.echo(f"{len(summary.written)} images written to {summary.out}, {len(summary.bad)} skipped"
+               + (f"; sheet {summary.sheet}" if summary.sheet else ""))
+    if not summary.written and summary.bad:
+        raise typer.Exit(1)

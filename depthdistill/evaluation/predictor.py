@@ -1,0 +1,116 @@
+"""DepthPredictor: any model id -> relative depth maps at each image's own resolution.
+
+A model is named by one string:
+- `teacher:NAME`      a teacher of the config (its kind, weights, precision, input size);
+- `embedded://NAME`   a tiny model shipped in depthdistill/assets (made by `make teachers`);
+- a local folder      a save_pretrained folder: a trained student, a DAv2 / DPT checkpoint, or a
+                      GenPercept folder (it has `unet*/` and `vae/` subfolders);
+- a hub id            e.g. depth-anything/Depth-Anything-V2-Large-hf (GenPercept when the id
+                      names it).
+Loading goes through `depthdistill.models.load_teacher`, the one model-loading path.
+
+Any aspect ratio: a teacher runs at one square input side (`input_size`, a multiple of its
+patch: 14 DAv2, 8 GenPercept). Each image is resized to that square (antialiased bilinear,
+`views.resize`, the same routine the teachers use), so images of any size share a batch, and
+each map is resized back to its image's resolution with the same bilinear routine. The aspect
+ratio is squashed and restored, as the teachers do for label views.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from depthdistill.config import StagesConfig, TeacherConfig
+
+logger = logging.getLogger(__name__)
+
+# hub checkpoints: the Depth Anything processor's 518; GenPercept's native 768 (long side)
+HUB_INPUT_SIZE = {"dav2": 518, "genpercept": 768}
+
+
+def _is_genpercept_folder(path: Path) -> bool:
+    return (path / "vae").is_dir() and any(p.name.startswith("unet") for p in path.iterdir() if p.is_dir())
+
+
+def resolve_model(spec: str, config: "StagesConfig", input_size: int | None = None) -> "TeacherConfig":
+    """The TeacherConfig that loads `spec`; raises ValueError naming the spec and the fix."""
+    from depthdistill.config import DEFAULT_INPUT_MULTIPLE, TeacherConfig
+
+    if spec.startswith("teacher:"):
+        cfg = config.teacher(spec.split(":", 1)[1])
+    else:
+        match = [t for t in config.teachers if t.model == spec]
+        if match:
+            cfg = match[0]
+        else:
+            kind = _guess_kind(spec)
+            cfg = TeacherConfig(name=re.sub(r"[^A-Za-z0-9_-]+", "_", spec).strip("_")[-60:] or "model",
+                                kind=kind, model=spec, input_size=_default_size(spec, kind, config))
+    if input_size is not None:
+        multiple = cfg.input_multiple or DEFAULT_INPUT_MULTIPLE[cfg.kind]
+        if input_size % multiple:
+            raise ValueError(f"--input-size {input_size}: must be a multiple of {multiple} for {spec} ({cfg.kind})")
+        cfg = dataclasses.replace(cfg, input_size=input_size)
+    return cfg
+
+
+def _guess_kind(spec: str) -> str:
+    if spec.startswith("embedded://"):
+        return "genpercept" if "genpercept" in spec else "dav2"
+    path = Path(spec)
+    if path.is_dir():
+        return "genpercept" if _is_genpercept_folder(path) else "dav2"
+    if path.exists():
+        raise ValueError(f"--model {spec}: a file, not a model folder; pass the save_pretrained folder")
+    if spec.count("/") == 1 and not spec.startswith((".", "/")):
+        return "genpercept" if "genpercept" in spec.lower() else "dav2"
+    raise ValueError(f"--model {spec}: no such folder, and not a hub id (owner/name), embedded://NAME "
+                     "or teacher:NAME")
+
+
+def _default_size(spec: str, kind: str, config: "StagesConfig") -> int:
+    if spec.startswith("embedded://") or Path(spec).is_dir():
+        return config.views.view_size  # the size our students and embedded teachers are trained at
+    return HUB_INPUT_SIZE[kind]
+
+
+class DepthPredictor:
+    """Wraps one model; `predict(images)` gives float32 maps [H, W] at each image's size."""
+
+    def __init__(self, spec: str, config: "StagesConfig", *, device: str = "cpu",
+                 input_size: int | None = None, batch_size: int | None = None):
+        from depthdistill.models import load_teacher
+
+        self.spec = spec
+        self.cfg = resolve_model(spec, config, input_size)
+        self.device = device
+        self.batch_size = batch_size or self.cfg.batch_size
+        self.model = load_teacher(self.cfg, device=device)
+        self.space: str = self.model.space  # "disparity" | "depth"
+        self.input_size = self.cfg.input_size
+        logger.info("loaded %s (%s, %s space) at input %d", spec, self.cfg.kind, self.space, self.input_size)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """uint8 [H, W, 3] images (any sizes) -> float32 [H, W] raw model outputs."""
+        import torch
+
+        from depthdistill.views import resize
+
+        side = (self.input_size, self.input_size)
+        out: list[np.ndarray] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start: start + self.batch_size]
+            batch = np.stack([resize(img, side) for img in chunk])  # uint8 [B, S, S, 3]
+            with torch.inference_mode():
+                pred = self.model.predict(batch).float()  # [B, S, S]
+            for img, p in zip(chunk, pred):
+                full = resize(p[None], img.shape[:2])  # [1, H, W] bilinear back to the image
+                out.append(full[0].cpu().numpy().astype(np.float32))
+        return out
