@@ -76,6 +76,7 @@ class TeacherConfig:
     batch_size: int = 16
     input_multiple: int = 0  # 0 = the kind's default (14 for DAv2, 8 for GenPercept)
     unet_subfolder: str = "unet_disparity_v2"  # GenPercept only
+    prompt_embedding: str = ""  # GenPercept only: cached empty-prompt embedding file ("" = in the model folder)
 
     def __post_init__(self) -> None:
         _check(self.name.replace("-", "").replace("_", "").isalnum(), "teachers[].name", self.name,
