@@ -1,0 +1,122 @@
+"""Input pipeline vs training step throughput (samples/s), side by side, on CPU.
+
+    python bench/bench_train.py [--samples 64] [--workers 0 2] [--students tiny small] [--view 112]
+
+Builds a synthetic label store of `--samples` views (random RGB, smooth labels, two teachers:
+one disparity, one depth) with the shards writers, then measures
+  - the loader: samples/s that `ShardStream` + DataLoader deliver with N workers (decode,
+    conversion to disparity, padding, collation), and
+  - the step: samples/s one training step (forward, the four losses, backward, AdamW)
+    consumes for each student,
+and prints them side by side: ratio > 1 means the input pipeline keeps up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def build_store(root: Path, num: int, view: int, per_shard: int = 16) -> Path:
+    from depthdistill import shards
+    from depthdistill.views import plan_view
+
+    rng = np.random.default_rng(0)
+    store, teachers = root / "store", {"dav2": "disparity", "gp": "depth"}
+    num_shards = (num + per_shard - 1) // per_shard
+    yy, xx = np.mgrid[0:view, 0:view] / view
+    for s in range(num_shards):
+        items = []
+        for i in range(s * per_shard, min(num, (s + 1) * per_shard)):
+            plan = plan_view(f"img{i}", (384, 512), 0, 0, view_size=view, crop_min=view + 17, patch_size=view)
+            items.append((shards.view_key(i, 0), plan, rng.integers(0, 255, (view, view, 3), dtype=np.uint8)))
+        with shards.views_writer(store, s) as w:
+            for key, plan, img in items:
+                w.write(shards.ViewSample(key, img, plan.to_dict()))
+        for name, space in teachers.items():
+            with shards.teacher_writer(store, s, teacher=name, fingerprint="b0", space=space) as w:
+                for key, plan, _ in items:
+                    g = (1 + xx + rng.uniform(0.5, 2) * yy).astype(np.float32)  # [V, V]
+                    patches = np.stack([g] * len(plan.patches))  # [k*k, P, P]
+                    w.write(shards.LabelSample(key, g, patches) if space == "disparity"
+                            else shards.LabelSample(key, 1 / g, 1 / patches))
+    shards.write_manifest(store, shards.make_manifest(
+        fmt="webdataset", num_shards=num_shards, shard_size=per_shard, num_views=num, codec=shards.DEFAULT_CODEC,
+        teachers={n: {"space": sp, "fingerprint": "b0"} for n, sp in teachers.items()}))
+    return store
+
+
+def loader_rate(store: Path, workers: int, batch: int, batches: int) -> float:
+    from depthdistill.trainer import data as tdata
+
+    ds = tdata.ShardStream(store, ("dav2", "gp"), batch_size=batch, max_grid=3, num_workers=workers)
+    it = iter(tdata.build_loader(ds, workers))
+    next(it)  # worker start-up excluded
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch / (time.perf_counter() - t0)
+
+
+def step_rate(store: Path, student: str, view: int, batch: int, steps: int) -> float:
+    from depthdistill.config import TrainConfig
+    from depthdistill.models import student as students
+    from depthdistill.trainer import data as tdata
+    from depthdistill.trainer.losses import DistillationLoss
+    from depthdistill.trainer.optim import build_optimizer
+
+    cfg = TrainConfig(student=student, batch_size=batch)
+    model = students.build_student(student)
+    net, frozen = students.with_tokens(model), students.frozen_encoder(model)
+    opt, loss_fn = build_optimizer(model, cfg), DistillationLoss(cfg)
+    ds = tdata.ShardStream(store, ("dav2", "gp"), batch_size=batch, max_grid=3)
+    it = iter(ds)
+    fixed = [tdata.select_teacher(next(it), "dav2") for _ in range(2)]  # data cost excluded
+
+    def one(b):
+        pixels = students.normalize_images(b["image"])  # [B, 3, V, V]
+        pred, tokens = net(pixels)
+        loss, _ = loss_fn(pred, b, tokens, students.encoder_tokens(frozen, pixels))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    one(fixed[0])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(steps):
+        one(fixed[i % 2])
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    p.add_argument("--students", nargs="+", default=["tiny", "small"])
+    p.add_argument("--view", type=int, default=112)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = build_store(Path(tmp), args.samples, args.view)
+        loads = {w: loader_rate(store, w, args.batch, max(2, args.samples // args.batch - 1)) for w in args.workers}
+        print(f"view {args.view}px, batch {args.batch}, CPU threads {torch.get_num_threads()}")
+        print(f"{'student':>8} {'step samples/s':>15} " + " ".join(f"{f'loader w={w}':>13}" for w in args.workers)
+              + "   ratio loader/step")
+        for student in args.students:
+            rate = step_rate(store, student, args.view, args.batch, args.steps)
+            ratios = " ".join(f"{loads[w] / rate:.1f}x" for w in args.workers)
+            print(f"{student:>8} {rate:15.1f} " + " ".join(f"{loads[w]:13.1f}" for w in args.workers) + f"   {ratios}")
+
+
+if __name__ == "__main__":
+    main()
