@@ -39,3 +39,29 @@ def embed_prompt(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {out}: empty-prompt embedding {list(embedding.shape)} from {text_encoder}")
+
+
+@app.command("train")
+def train(
+    out: Path = typer.Option(Path("depthdistill/assets/teachers"), help="Folder that receives dav2-tiny/ and genpercept-tiny/."),
+    device: str = typer.Option("cpu", help="cpu or cuda; the schedule is in steps, so both give the same recipe."),
+    pool_images: int = typer.Option(1200, help="teacher-train renders held in memory."),
+    dav2_steps: int = typer.Option(3000), vae_steps: int = typer.Option(400),
+    genpercept_steps: int = typer.Option(1500), batch_size: int = typer.Option(16),
+    genpercept_batch_size: int = typer.Option(8),
+    eval_images: int = typer.Option(64, help="eval-split renders the model cards are measured on."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the embedded tiny teachers on the world's teacher-train split and write their cards."""
+    import json
+    import sys
+
+    from depthdistill.models.make_teachers import make_teachers
+    from depthdistill.models.teacher_training import TeacherSchedule
+
+    schedule = TeacherSchedule(pool_images=pool_images, dav2_steps=dav2_steps, vae_steps=vae_steps,
+                               genpercept_steps=genpercept_steps, batch_size=batch_size,
+                               genpercept_batch_size=genpercept_batch_size, seed=seed)
+    command = "depthdistill teachers " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "make teachers"
+    summary = make_teachers(out, schedule, device=device, eval_images=eval_images, command=command)
+    typer.echo(json.dumps(summary, indent=2))

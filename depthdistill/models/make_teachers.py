@@ -1,0 +1,90 @@
+"""`make teachers` end to end: render the pool, train both tiny teachers, save them as
+`save_pretrained` folders under `depthdistill/assets/teachers/`, load them back through the
+same path as hub models, measure them on the eval split and write their model cards."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from depthdistill.models import teacher_card, teacher_training as tr
+from depthdistill.models import tiny_teachers as tt
+
+log = logging.getLogger(__name__)
+
+DAV2_DESCRIPTION = (
+    "A 0.87M-parameter Depth Anything V2 (`DepthAnythingForDepthEstimation`, DINOv2 ViT hidden 96, "
+    "4 layers, patch 14) at a fixed 112-pixel input: outputs relative disparity (larger = nearer). "
+    "Trained with global scale-and-shift-invariant loss plus gradient matching, as DAv2 is: smooth "
+    "and globally consistent, blind to detail smaller than its 14-pixel tokens."
+)
+GENPERCEPT_DESCRIPTION = (
+    "A tiny GenPercept: diffusers `UNet2DConditionModel` + `AutoencoderKL` (x8 latent, 4 channels) run "
+    "as one deterministic step (VAE posterior mean, UNet at timestep 1 with the cached empty-prompt "
+    "embedding, negated v-prediction, decode, channel mean, clip, rescale) at a fixed 112-pixel input. "
+    "Outputs disparity in [0, 1] (1 = near). Trained per image to a fixed min-max target (L1 + "
+    "gradient matching) through that exact step: its decoder paints sharper edges, and its per-image "
+    "range target biases it where the nearest and farthest pixels are wrong."
+)
+
+
+def save_dav2(model, folder: Path, input_size: int) -> None:
+    from transformers import DPTImageProcessor
+
+    model.save_pretrained(folder)
+    DPTImageProcessor(
+        do_resize=True, size={"height": input_size, "width": input_size}, keep_aspect_ratio=False,
+        ensure_multiple_of=14, resample=3, do_rescale=True, do_normalize=True,
+        image_mean=list(tt.IMAGENET_MEAN), image_std=list(tt.IMAGENET_STD),
+    ).save_pretrained(folder)
+
+
+
+def _predictors(dav2_dir: Path, gp_dir: Path, device: str):
+    """Load both teachers back through the registry (the hub-model code path)."""
+    from depthdistill.config import TeacherConfig
+    from depthdistill.models import load_teacher
+
+    dav2 = load_teacher(TeacherConfig(name="dav2", kind="dav2", model=str(dav2_dir)), device=device)
+    gp = load_teacher(TeacherConfig(name="genpercept", kind="genpercept", model=str(gp_dir)), device=device)
+    return {"dav2-tiny": dav2, "genpercept-tiny": gp}
+
+
+def make_teachers(out: Path, schedule: tr.TeacherSchedule, device: str = "cpu", eval_images: int = 64,
+                  command: str = "make teachers") -> dict:
+    out = Path(out)
+    torch.manual_seed(schedule.seed)
+    start = time.time()
+    pool = tr.build_pool(schedule.pool_images, schedule.image_hw, seed=schedule.seed)
+    render_s = time.time() - start
+    dav2, dav2_hist = tr.train_dav2(tr.CropSampler(pool, schedule, device, schedule.batch_size), schedule, device)
+    dav2_s = time.time() - start - render_s
+    unet, vae, prompt, gp_hist = tr.train_genpercept(tr.CropSampler(pool, schedule, device, schedule.genpercept_batch_size), schedule, device)
+    gp_s = time.time() - start - render_s - dav2_s
+    del pool
+    dav2_dir, gp_dir = out / "dav2-tiny", out / "genpercept-tiny"
+    save_dav2(dav2.cpu(), dav2_dir, schedule.input_size)
+    from depthdistill.models.genpercept import save_genpercept_folder
+
+    save_genpercept_folder(unet.cpu(), vae.cpu(), prompt.cpu(), gp_dir)
+    metrics = {
+        name: teacher_card.measure_teacher(teacher.predict, eval_images, seed=schedule.seed)
+        for name, teacher in _predictors(dav2_dir, gp_dir, device).items()
+    }
+    timing = {"device": device, "render_s": round(render_s), "dav2_s": round(dav2_s), "genpercept_s": round(gp_s),
+              "torch_threads": torch.get_num_threads()}
+    sched = dataclasses.asdict(schedule)
+    teacher_card.write_card(dav2_dir, "dav2-tiny", DAV2_DESCRIPTION, metrics, sched, command,
+                            {"parameters": sum(p.numel() for p in dav2.parameters()), "time": timing,
+                             "final smoothed loss": round(dav2_hist[-1], 4)})
+    teacher_card.write_card(gp_dir, "genpercept-tiny", GENPERCEPT_DESCRIPTION, metrics, sched, command,
+                            {"parameters": sum(p.numel() for p in unet.parameters()) + sum(p.numel() for p in vae.parameters()),
+                             "time": timing, "final smoothed loss": round(gp_hist[-1], 4)})
+    summary = {name: dataclasses.asdict(m) for name, m in metrics.items()} | {"time": timing}
+    log.info("teachers written to %s: %s", out, json.dumps(summary))
+    return summary
