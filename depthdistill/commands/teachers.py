@@ -65,3 +65,23 @@ def train(
     command = "depthdistill teachers " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "make teachers"
     summary = make_teachers(out, schedule, device=device, eval_images=eval_images, command=command)
     typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command("card")
+def card(
+    out: Path = typer.Option(Path("depthdistill/assets/teachers"), help="Folder holding dav2-tiny/ and genpercept-tiny/."),
+    device: str = typer.Option("cpu"),
+    eval_images: int = typer.Option(64, help="eval-split renders the cards are measured on."),
+    trained_with: str = typer.Option("make teachers", help="The command that trained the weights (goes on the card)."),
+    training_time: str = typer.Option("", help="JSON of the training run's timing (goes on the card)."),
+) -> None:
+    """Re-measure saved teachers on the eval split and rewrite their model cards (no training)."""
+    import json
+
+    from depthdistill.models.make_teachers import write_cards
+    from depthdistill.models.teacher_training import TeacherSchedule
+
+    timing = json.loads(training_time) if training_time else {}
+    summary = write_cards(out, TeacherSchedule(), timing, {}, device=device, eval_images=eval_images,
+                          command=trained_with)
+    typer.echo(json.dumps(summary, indent=2))

@@ -72,19 +72,30 @@ def make_teachers(out: Path, schedule: tr.TeacherSchedule, device: str = "cpu", 
     from depthdistill.models.genpercept import save_genpercept_folder
 
     save_genpercept_folder(unet.cpu(), vae.cpu(), prompt.cpu(), gp_dir)
+    timing = {"device": device, "render_s": round(render_s), "dav2_s": round(dav2_s), "genpercept_s": round(gp_s),
+              "torch_threads": torch.get_num_threads()}
+    extra = {"dav2-tiny": {"parameters": sum(p.numel() for p in dav2.parameters()),
+                           "final smoothed loss": round(dav2_hist[-1], 4)},
+             "genpercept-tiny": {"parameters": sum(p.numel() for p in unet.parameters()) +
+                                 sum(p.numel() for p in vae.parameters()),
+                                 "final smoothed loss": round(gp_hist[-1], 4)}}
+    return write_cards(out, schedule, timing, extra, device, eval_images, command)
+
+
+def write_cards(out: Path, schedule: tr.TeacherSchedule, timing: dict, extra: dict, device: str = "cpu",
+                eval_images: int = 64, command: str = "make teachers") -> dict:
+    """Load the saved teachers back, measure them on the eval split, write README.md cards."""
+    out = Path(out)
+    dav2_dir, gp_dir = out / "dav2-tiny", out / "genpercept-tiny"
     metrics = {
         name: teacher_card.measure_teacher(teacher.predict, eval_images, seed=schedule.seed)
         for name, teacher in _predictors(dav2_dir, gp_dir, device).items()
     }
-    timing = {"device": device, "render_s": round(render_s), "dav2_s": round(dav2_s), "genpercept_s": round(gp_s),
-              "torch_threads": torch.get_num_threads()}
     sched = dataclasses.asdict(schedule)
-    teacher_card.write_card(dav2_dir, "dav2-tiny", DAV2_DESCRIPTION, metrics, sched, command,
-                            {"parameters": sum(p.numel() for p in dav2.parameters()), "time": timing,
-                             "final smoothed loss": round(dav2_hist[-1], 4)})
-    teacher_card.write_card(gp_dir, "genpercept-tiny", GENPERCEPT_DESCRIPTION, metrics, sched, command,
-                            {"parameters": sum(p.numel() for p in unet.parameters()) + sum(p.numel() for p in vae.parameters()),
-                             "time": timing, "final smoothed loss": round(gp_hist[-1], 4)})
+    for name, folder, text in (("dav2-tiny", dav2_dir, DAV2_DESCRIPTION), ("genpercept-tiny", gp_dir, GENPERCEPT_DESCRIPTION)):
+        teacher_card.write_card(folder, name, text, metrics, sched, command,
+                                {**extra.get(name, {}), "training time": timing,
+                                 "measured with": f"{eval_images} eval renders on {device}"})
     summary = {name: dataclasses.asdict(m) for name, m in metrics.items()} | {"time": timing}
     log.info("teachers written to %s: %s", out, json.dumps(summary))
     return summary

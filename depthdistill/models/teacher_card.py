@@ -93,14 +93,14 @@ def measure_teacher(predict: Predict, num_images: int = 64, image_hw: tuple[int,
         gt = torch.from_numpy(s.depth)[None]
         valid = torch.from_numpy(s.valid)[None] & (gt > EVAL_RANGE[0]) & (gt < EVAL_RANGE[1])
         thin = torch.from_numpy(s.thin)[None] & valid
-        whole = predict(rgb)  # [1, H, W]: the teacher resizes to its input and back
+        whole = predict(rgb).cpu()  # [1, H, W]: the teacher resizes to its input and back
         scores = evaluate_depth(whole, gt, valid, space="disparity", depth_range=EVAL_RANGE)
         rows["abs_rel"].append(float(scores["abs_rel"][0]))
         rows["delta1"].append(float(scores["delta1"][0]))
         crop = (slice(None), slice(top, top + ch), slice(left, left + cw))
         gt_c, valid_c, thin_c = gt[crop], valid[crop], thin[crop]
         views = {
-            "local": predict(rgb[:, :, top:top + ch, left:left + cw]),  # [1, H/2, W/2]
+            "local": predict(rgb[:, :, top:top + ch, left:left + cw]).cpu(),  # [1, H/2, W/2]
             "global": whole[crop],
         }
         for name, disp in views.items():
@@ -127,7 +127,7 @@ def write_card(folder: Path, name: str, description: str, metrics: dict[str, Tea
         f"- schedule: `{json.dumps(schedule)}`",
         *[f"- {k}: {v}" for k, v in extra.items()], "",
         f"## Measured on the world `eval` split ({m.images} renders, 384x512, affine-aligned disparity, "
-        "Marigold protocol; produced by the command above, nothing typed in)", "",
+        "Marigold protocol; measured by `depthdistill teachers card` / `make teachers`, nothing typed in)", "",
         "| teacher | AbsRel | delta1 | crop AbsRel local / global | crop delta1 local / global "
         "| thin AbsRel local / global | edge F1 local / global |",
         "|---|---|---|---|---|---|---|",
