@@ -38,8 +38,13 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
+# The embedded default writes both store formats (runs/labels and runs/labels-zarr); on a cluster
+# pick one: make labels CONFIG=configs/paper.yaml FORMATS=webdataset
+FORMATS ?= webdataset zarr
 labels: $(STAMP)
-	$(DD) labels --config $(CONFIG)
+	@for f in $(FORMATS); do \
+	  out=runs/labels; [ $$f = webdataset ] || out=runs/labels-$$f; \
+	  $(DD) labels --config $(CONFIG) --format $$f --out $$out || exit 1; done
 
 train: $(STAMP)
 	$(DD) train --config $(CONFIG) --shards $(STORE)
@@ -58,6 +63,9 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m depthdistill.demo --config $(CONFIG) --out $(RUN)
+
+science: $(STAMP)
+	$(PY) -m depthdistill.demo.science --config $(CONFIG) --out runs/science --docs docs/science $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -40,9 +40,12 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 class ImagesConfig:
     # folder, .tar shard(s), a text file of paths, or world://<split>?n=N
     source: str = "world://unlabeled?n=64"
+    image_size: tuple[int, ...] = (384, 512)  # (H, W) of world:// renders; real collections keep their own
 
     def __post_init__(self) -> None:
         _check(bool(self.source.strip()), "images.source", self.source, "give a folder, .tar, list file or world://unlabeled?n=N")
+        _check(len(self.image_size) == 2 and min(self.image_size) >= 14, "images.image_size", self.image_size,
+               "give [height, width], each at least 14")
 
 
 @dataclass(frozen=True, kw_only=True)
