@@ -58,8 +58,9 @@ predict: $(STAMP)
 teachers: $(STAMP)
 	$(DD) teachers train --out depthdistill/assets/teachers
 
+# CPU benchmarks; the GPU ones (bench/*_gpu.py) need a CUDA machine: see docs/bench/gpu.md.
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(filter-out %_gpu.py,$(wildcard bench/bench_*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
 
 demo: $(STAMP)
 	$(PY) -m depthdistill.demo --config $(CONFIG) --out $(RUN)
