@@ -197,3 +197,26 @@ def test_corrupt_shard_is_skipped_and_counted_or_strict(tmp_path: Path, caplog) 
     with pytest.raises(tdata.ShardChecksumError, match="shard-000001"):
         for _ in range(3):  # one epoch reaches the bad shard
             next(strict)
+
+
+def test_background_batches_same_order_errors_and_close(store: Path) -> None:
+    pos = tdata.DataPosition()
+    plain = _take(iter(tdata.build_loader(_dataset(store, batch_size=3), 0)), 6, pos)
+    background = tdata.BackgroundBatches(iter(tdata.build_loader(_dataset(store, batch_size=3), 0)), depth=2)
+    assert _take(background, 6, tdata.DataPosition()) == plain
+    background.close()
+    assert not background._thread.is_alive()  # the endless stream's thread stopped
+
+    def failing():
+        yield 1
+        raise ValueError("store is smaller than ranks x workers")
+
+    items = tdata.BackgroundBatches(failing())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="smaller"):
+        next(items)
+    with pytest.raises(StopIteration):
+        next(items)
+    assert list(tdata.BackgroundBatches(iter(range(5)), depth=1)) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="depth"):
+        tdata.BackgroundBatches(iter([]), depth=0)

@@ -308,7 +308,7 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
     tc = config.train
     out = Path(out or tc.out)
     dist = setup_distributed()
-    writer = None
+    writer = prefetcher = None
     try:
         teachers = tuple(t.name for t in config.teachers)
         tdata.check_store(shards, teachers)
@@ -320,6 +320,8 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
                                     rank=dist.rank, world_size=dist.world_size, num_workers=tc.num_workers,
                                     position=dataclasses.replace(state.position))
         batches = iter(tdata.build_loader(dataset, tc.num_workers))
+        if tc.num_workers == 0:  # decode in a thread, overlapping the step (workers do that otherwise)
+            batches = prefetcher = tdata.BackgroundBatches(batches)
         if state.rng is not None:
             ckpt.set_rng_state(state.rng)
         sampler = tdata.TeacherSampler({t.name: t.weight for t in config.teachers}, seed=tc.seed)
@@ -355,6 +357,8 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
                            skipped_shards=state.position.skipped_shards, best_abs_rel=state.best,
                            export_dir=export_dir)
     finally:
+        if prefetcher is not None:
+            prefetcher.close()
         if writer is not None:
             writer.close()
         dist.close()

@@ -7,7 +7,8 @@
 - `LocalGlobalLoss` (L_lg): the student's view prediction cropped to each patch footprint
   (`views.crop_footprint`) against the teacher's patch label resized to that footprint's size
   (`views.resize`); normalization per patch (`train.norm_lg`); mean over valid patches of a
-  sample, then over samples that have one.
+  sample, then over samples that have one. Batched by footprint size: one call per distinct
+  size, no padding.
 - `FeatureAlignmentLoss` (L_feat): per token `1 - cos(student, frozen)`; tokens whose cosine
   is above `feat_alpha` are ignored. `feat_reduce="kept"` (default) averages over the kept
   tokens, `"all"` over all tokens (ignored ones count as 0): about 3x apart, see METHOD.md.
@@ -15,7 +16,8 @@
   residual (`train.norm_grad`), each scale divided by its own valid count, summed over
   `grad_scales` scales (the MiDaS convention `w_grad` refers to).
 - `DistillationLoss`: the weighted sum; returns (total, {term: value}). Terms with weight 0
-  are not computed.
+  are not computed. When L_sc and L_grad use the same normalization (the default) they share
+  one normalization pass (`depth.dis_and_gradient_loss`).
 
 All maps are disparity `[B, H, W]` with bool masks; every term is a scalar tensor.
 """
@@ -46,6 +48,15 @@ class SharedContextLoss(nn.Module):
 
 
 class LocalGlobalLoss(nn.Module):
+    """L_lg, compared at each footprint's own (rounded) size, as METHOD.md says.
+
+    Every view's patches share one footprint size (h, w); views differ. Views are grouped by
+    (h, w) and each group runs as ONE crop (`views.crop_footprint` with per-patch footprints),
+    ONE label resize and ONE `dis_loss` call over `[n, h, w]`: no padding, so no pixel is
+    normalized that is not compared (padding every patch to the batch's largest footprint, as
+    before, spent ~2x the normalization work on masked pixels). The result equals one call per
+    patch: each patch is normalized on its own pixels whatever it is batched with."""
+
     def __init__(self, norm: str = "hybrid"):
         super().__init__()
         self.norm = norm
@@ -53,37 +64,37 @@ class LocalGlobalLoss(nn.Module):
     def forward(self, pred: torch.Tensor, patches: torch.Tensor, patch_mask: torch.Tensor,
                 footprints: torch.Tensor, patch_valid: torch.Tensor) -> torch.Tensor:
         """pred [B, V, V]; patches [B, K, P, P]; patch_mask [B, K, P, P] bool;
-        footprints [B, K, 4] view px; patch_valid [B, K] bool (padding slots False).
-
-        Every view's patches share one footprint size (h, w); views differ. The patches of the
-        whole batch are padded to the largest (h, w) (padding masked out) so that one
-        `dis_loss` call normalizes all of them, each patch on its own pixels."""
-        crops, labels, masks, owner = [], [], [], []
-        for b in range(pred.shape[0]):
-            idx = patch_valid[b].nonzero().flatten()  # [k]
-            if idx.numel() == 0:
-                continue
-            fps = footprints[b, idx]  # [k, 4]
-            h, w = views.footprint_hw(fps[0].tolist())
-            crops.append(views.crop_footprint(pred[b].expand(idx.numel(), *pred.shape[1:]), fps, (h, w)))  # [k, h, w]
-            labels.append(views.resize(patches[b, idx], (h, w)))  # [k, h, w]
-            masks.append(views.resize(patch_mask[b, idx].float(), (h, w)) > 0.999)  # [k, h, w]
-            owner += [b] * idx.numel()
-        if not crops:
+        footprints [B, K, 4] view px; patch_valid [B, K] bool (padding slots False)."""
+        groups = self._size_groups(footprints, patch_valid)
+        if not groups:
             return pred.sum() * 0.0
-        hm, wm = max(c.shape[-2] for c in crops), max(c.shape[-1] for c in crops)
-
-        def pad(xs: list[torch.Tensor]) -> torch.Tensor:
-            return torch.cat([nn.functional.pad(x, (0, wm - x.shape[-1], 0, hm - x.shape[-2])) for x in xs])
-
-        mask = pad(masks)  # [N, hm, wm] bool, padding False
-        per_patch = depth.dis_loss(pad(crops), pad(labels), mask, kind=self.norm)  # [N]
-        has = mask.flatten(1).any(1).to(per_patch.dtype)  # [N]
-        owner_t = torch.tensor(owner, device=pred.device)  # [N]
-        sums = torch.zeros(pred.shape[0], device=pred.device).index_add(0, owner_t, per_patch * has)  # [B]
-        counts = torch.zeros(pred.shape[0], device=pred.device).index_add(0, owner_t, has)  # [B]
+        sums = pred.new_zeros(pred.shape[0])  # [B]
+        counts = pred.new_zeros(pred.shape[0])  # [B]
+        for (h, w), (b_idx, k_idx) in groups.items():
+            fps = footprints[b_idx, k_idx]  # [n, 4]
+            crops = views.crop_footprint(pred[b_idx], fps, (h, w))  # [n, h, w]
+            labels = views.resize(patches[b_idx, k_idx], (h, w))  # [n, h, w]
+            mask = views.resize(patch_mask[b_idx, k_idx].float(), (h, w)) > 0.999  # [n, h, w]
+            per_patch = depth.dis_loss(crops, labels, mask, kind=self.norm)  # [n]
+            has = mask.flatten(1).any(1).to(per_patch.dtype)  # [n]
+            owner = b_idx.to(pred.device)  # [n]
+            sums = sums.index_add(0, owner, per_patch * has)
+            counts = counts.index_add(0, owner, has)
         per_sample = sums / counts.clamp_min(1.0)  # [B]: mean over a view's valid patches
         return _mean_over_valid(per_sample, counts > 0)
+
+    @staticmethod
+    def _size_groups(footprints: torch.Tensor,
+                     patch_valid: torch.Tensor) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """{(h, w): (view index [n], patch slot [n])} over the valid patches, views in batch order."""
+        fps, valid = footprints.detach().cpu(), patch_valid.cpu()
+        members: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for b in range(fps.shape[0]):
+            idx = valid[b].nonzero().flatten().tolist()
+            if idx:
+                hw = views.footprint_hw(fps[b, idx[0]].tolist())
+                members.setdefault(hw, []).extend((b, k) for k in idx)
+        return {hw: tuple(torch.tensor(col) for col in zip(*pairs)) for hw, pairs in members.items()}
 
 
 class FeatureAlignmentLoss(nn.Module):
@@ -115,6 +126,15 @@ class GradientMatchingLoss(nn.Module):
         return _mean_over_valid(per_sample, mask.flatten(1).any(1))
 
 
+def shared_context_and_gradient(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, norm: str,
+                                scales: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_sc, L_grad) from one normalization (`depth.dis_and_gradient_loss`); equal to
+    `SharedContextLoss(norm)` and `GradientMatchingLoss(norm, scales)` called separately."""
+    dis, grad = depth.dis_and_gradient_loss(pred, target, mask, kind=norm, scales=scales)  # [B], [B]
+    has = mask.flatten(1).any(1)  # [B]
+    return _mean_over_valid(dis, has), _mean_over_valid(grad, has)
+
+
 class DistillationLoss(nn.Module):
     """The weighted sum of the four terms, weights and normalizations from TrainConfig."""
 
@@ -135,7 +155,11 @@ class DistillationLoss(nn.Module):
         """pred [B, V, V] student disparity; batch: one teacher's labels (data.select_teacher)."""
         pred = pred.float()
         terms: dict[str, torch.Tensor] = {}
-        if self.weights["sc"] > 0:
+        if self.weights["sc"] > 0 and self.weights["grad"] > 0 and self.sc.norm == self.grad.norm:
+            # same maps, same kind: one normalization pass serves both (half the cost)
+            terms["sc"], terms["grad"] = shared_context_and_gradient(pred, batch["label"], batch["label_mask"],
+                                                                     self.sc.norm, self.grad.scales)
+        elif self.weights["sc"] > 0:
             terms["sc"] = self.sc(pred, batch["label"], batch["label_mask"])
         if self.weights["lg"] > 0:
             terms["lg"] = self.lg(pred, batch["patches"], batch["patch_mask"], batch["footprints"],
@@ -144,7 +168,7 @@ class DistillationLoss(nn.Module):
             if tokens is None or frozen_tokens is None:
                 raise ValueError("train.w_feat > 0 needs the student's and the frozen encoder's tokens")
             terms["feat"] = self.feat(tokens, frozen_tokens)
-        if self.weights["grad"] > 0:
+        if self.weights["grad"] > 0 and "grad" not in terms:
             terms["grad"] = self.grad(pred, batch["label"], batch["label_mask"])
         total = sum(self.weights[k] * v for k, v in terms.items())
         return total, terms
