@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 DD     := $(VENV)/bin/depthdistill
 STAMP  := $(VENV)/.installed
 CONFIG ?= stages.yaml
+# OpenMP threads that spin while waiting starve each other (and Ray's workers) on small machines.
+export OMP_WAIT_POLICY ?= PASSIVE
 STORE  ?=
 RUN    ?= runs/demo
 # Quiet pip, but keep errors. torch first: the pinned CPU build lies on local disk, and a bare
