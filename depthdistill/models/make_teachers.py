@@ -20,16 +20,17 @@ log = logging.getLogger(__name__)
 DAV2_DESCRIPTION = (
     "A 0.87M-parameter Depth Anything V2 (`DepthAnythingForDepthEstimation`, DINOv2 ViT hidden 96, "
     "4 layers, patch 14) at a fixed 112-pixel input: outputs relative disparity (larger = nearer). "
-    "Trained with global scale-and-shift-invariant loss plus gradient matching, as DAv2 is: smooth "
-    "and globally consistent, blind to detail smaller than its 14-pixel tokens."
+    "Trained with global scale-and-shift-invariant loss plus gradient matching, as DAv2 is; its "
+    "14-pixel tokens at a 112 input limit the detail it can resolve."
 )
 GENPERCEPT_DESCRIPTION = (
     "A tiny GenPercept: diffusers `UNet2DConditionModel` + `AutoencoderKL` (x8 latent, 4 channels) run "
     "as one deterministic step (VAE posterior mean, UNet at timestep 1 with the cached empty-prompt "
     "embedding, negated v-prediction, decode, channel mean, clip, rescale) at a fixed 112-pixel input. "
     "Outputs disparity in [0, 1] (1 = near). Trained per image to a fixed min-max target (L1 + "
-    "gradient matching) through that exact step: its decoder paints sharper edges, and its per-image "
-    "range target biases it where the nearest and farthest pixels are wrong."
+    "gradient matching) through that exact step, so its character differs from DAv2-tiny's by "
+    "construction (a pixel decoder instead of a token head; a per-image range target instead of a "
+    "scale-shift-invariant one). The table below measures how."
 )
 
 
