@@ -125,6 +125,8 @@ def picture_grid(eval_root: Path, names: list[str], predict_dirs: dict[str, str]
     from PIL import Image
 
     cols = ["input", *predict_dirs, "ground truth"]
+    cmap = plt.get_cmap("inferno").copy()
+    cmap.set_bad("black")  # no ground truth (sky)
     fig, axes = plt.subplots(len(names), len(cols), figsize=(2.4 * len(cols), 1.9 * len(names)), squeeze=False)
     for r, name in enumerate(names):
         rgb = np.asarray(Image.open(eval_root / "rgb" / f"{name}.png").convert("RGB"))
@@ -143,7 +145,7 @@ def picture_grid(eval_root: Path, names: list[str], predict_dirs: dict[str, str]
             if c == 0:
                 ax.imshow(panel)
             else:
-                ax.imshow(np.ma.masked_invalid(panel), cmap="inferno", vmin=lo, vmax=hi)
+                ax.imshow(np.ma.masked_invalid(panel), cmap=cmap, vmin=lo, vmax=hi)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
