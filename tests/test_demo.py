@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import math
 import sys
 from pathlib import Path
@@ -129,6 +130,9 @@ def test_build_report_reads_every_number_from_the_outputs(tmp_path):
 
 def test_read_scalars_keeps_the_latest_value_of_a_rewritten_step(tmp_path):
     _write_events(tmp_path / "a", {"eval/abs_rel": [(1, 0.5), (2, 0.4)]})
+    # Event files are read in name order: <time s>.<host>.<pid>.<writer count>. Within one second
+    # and one process a count of 10 sorts before 9, so the resumed run's file gets a later second.
+    time.sleep(1.05)
     _write_events(tmp_path / "a", {"eval/abs_rel": [(2, 0.3), (3, 0.2)]})  # a resumed run rewrites step 2
     assert report.read_scalars(tmp_path / "a")["eval/abs_rel"] == [(1, 0.5), (2, pytest.approx(0.3)), (3, pytest.approx(0.2))]
 

@@ -285,6 +285,16 @@ def _handle_bad_step(state: RunState, step: int) -> None:
                                     "good checkpoint is kept: lower the learning rates or check the labels")
 
 
+def _initial_eval(state: RunState, config, dist: Dist, writer) -> None:
+    """Score the untrained student once (step 0), so curves start from the real initial value."""
+    if not dist.is_main or config.train.eval_images == 0 or state.step != 0:
+        return
+    metrics = evaluate_student(state.model, config, dist.device)
+    for k, v in metrics.items():
+        writer.add_scalar(f"eval/{k}", v, 0)
+    logger.info("step 0 eval (initial student): abs_rel %.4f delta1 %.4f", metrics["abs_rel"], metrics["delta1"])
+
+
 def _maybe_eval(state: RunState, config, dist: Dist, out: Path, writer, step: int, final: bool) -> None:
     tc = config.train
     if not dist.is_main or tc.eval_images == 0 or not (step % tc.eval_every == 0 or final):
@@ -330,6 +340,7 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(config.to_json())
             writer = SummaryWriter(str(out / "tb"), purge_step=state.step + 1)
+        _initial_eval(state, config, dist, writer)
         bar = tqdm(total=tc.steps, initial=state.step, disable=not dist.is_main, desc="train")
         stats: dict[str, float] = {}
         while state.step < tc.steps:
