@@ -12,6 +12,7 @@ import io
 import logging
 import re
 import tarfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -39,17 +40,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "images"
 
 
-class ImageSource:
+class ImageSource(ABC):
     """Base class: `name` (collection name), `spec`, `list_refs()`, `read_bytes(ref)`."""
 
     name: str
     spec: str
 
+    @abstractmethod
     def list_refs(self) -> list[ImageRef]:
-        raise NotImplementedError
+        """Every image of the collection, in a stable order."""
 
+    @abstractmethod
     def read_bytes(self, ref: ImageRef) -> bytes:
-        raise NotImplementedError
+        """The encoded bytes of one image."""
 
 
 class FolderSource(ImageSource):

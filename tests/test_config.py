@@ -35,10 +35,7 @@ def test_embedded_default_loads_with_expected_values():
 
 
 def test_paper_config_loads():
-    path = REPO / "configs" / "paper.yaml"
-    if not path.exists():
-        pytest.skip("configs/paper.yaml is added with the labeling pipeline")
-    cfg = load_config(path)
+    cfg = load_config(REPO / "configs" / "paper.yaml")
     assert cfg.views.view_size == 560 and cfg.views.crop_min == 644
 
 

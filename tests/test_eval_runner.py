@@ -150,10 +150,6 @@ def test_eval_command_missing_root_exits_2(tiny_dav2, tmp_path):
 
 @pytest.mark.slow
 def test_world_split_rendered_when_no_root(tiny_dav2, tmp_path):
-    pytest.importorskip("depthdistill.depth")
-    world = pytest.importorskip("depthdistill.world")
-    if not hasattr(world, "export_split"):
-        pytest.skip("depthdistill.world.export_split not built yet")
     from depthdistill.config import EvalConfig, StagesConfig
     from depthdistill.evaluation.runner import run_eval
 

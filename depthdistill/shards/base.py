@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def encode_label_sample(sample: LabelSample, codec: str, header: dict[str, Any]
 # ----------------------------------------------------------------------------- writer base
 
 
-class ShardWriter:
+class ShardWriter(ABC):
     """Base of ``WebDatasetShardWriter`` / ``ZarrShardWriter`` / ``NullShardWriter``.
 
     ``kind="views"`` takes ``ViewSample``; ``kind="teacher"`` takes ``LabelSample`` and needs
@@ -112,18 +113,21 @@ class ShardWriter:
         self._t0 = time.perf_counter()
 
     # subclasses implement these three
+    @abstractmethod
     def _write_view(self, sample: ViewSample) -> None:
-        raise NotImplementedError
+        """Implemented by each format's writer."""
 
+    @abstractmethod
     def _write_label(self, sample: LabelSample) -> None:
-        raise NotImplementedError
+        """Implemented by each format's writer."""
 
+    @abstractmethod
     def _finish(self) -> Path | None:
         """Finish the temp file and commit it; return the final path (None: nothing kept)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _discard(self) -> None:
-        raise NotImplementedError
+        """Implemented by each format's writer."""
 
     @property
     def name(self) -> str:
