@@ -5,7 +5,6 @@ independent numpy implementation of the Marigold protocol."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
