@@ -10,6 +10,8 @@ from typing import List, Optional
 
 import typer
 
+from depthdistill.commands import options
+
 DATASET_NAMES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "world")
 
 
@@ -57,13 +59,12 @@ def command(
                                       help=f"one of {', '.join(DATASET_NAMES)} (or NAME=DIR); repeatable; "
                                            "default: the config's eval.datasets"),
     root: List[str] = typer.Option([], "--root", help="data set root (tar or folder), paired in order"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="stages.yaml (default ./stages.yaml)"),
+    config: Optional[Path] = options.CONFIG,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="results folder (default eval.out, runs/eval)"),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    device: str = options.DEVICE,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="default eval.batch_size"),
-    input_size: Optional[int] = typer.Option(None, "--input-size",
-                                             help="model input short side (default: teacher's, 518 for hub ids)"),
-    no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    input_size: Optional[int] = options.INPUT_SIZE,
+    no_progress: bool = options.NO_PROGRESS,
 ) -> None:
     """Score models with the Marigold protocol (affine-aligned AbsRel / delta1)."""
     from rich.console import Console

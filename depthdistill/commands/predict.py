@@ -10,18 +10,19 @@ from typing import List, Optional
 
 import typer
 
+from depthdistill.commands import options
+
 
 def command(
     inputs: List[Path] = typer.Argument(..., help="images and/or folders (folders recurse)"),
     model: str = typer.Option(..., "--model", "-m", help="embedded://NAME, hub id, folder, or teacher:NAME"),
     out: Path = typer.Option(Path("runs/predict"), "--out", "-o", help="output folder"),
     sheet: bool = typer.Option(False, "--sheet", help="also write sheet.png (RGB | depth, first 8 images)"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="stages.yaml (default ./stages.yaml)"),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    config: Optional[Path] = options.CONFIG,
+    device: str = options.DEVICE,
     batch_size: int = typer.Option(8, "--batch-size"),
-    input_size: Optional[int] = typer.Option(None, "--input-size",
-                                             help="model input short side (default: teacher's, 518 for hub ids)"),
-    no_progress: bool = typer.Option(False, "--no-progress", help="hide the progress bar"),
+    input_size: Optional[int] = options.INPUT_SIZE,
+    no_progress: bool = options.NO_PROGRESS,
 ) -> None:
     """Write a 16-bit PNG (+ min/max json), a float32 .npy and a colour PNG per image."""
     from depthdistill.commands.eval import load_stages
