@@ -89,7 +89,8 @@ def write_cards(out: Path, schedule: tr.TeacherSchedule, timing: dict, extra: di
     out = Path(out)
     dav2_dir, gp_dir = out / "dav2-tiny", out / "genpercept-tiny"
     metrics = {
-        name: teacher_card.measure_teacher(teacher.predict, eval_images, seed=schedule.seed)
+        # the shipped eval split (world seed 0) whatever the training seed, so cards compare
+        name: teacher_card.measure_teacher(teacher.predict, eval_images, seed=0)
         for name, teacher in _predictors(dav2_dir, gp_dir, device).items()
     }
     sched = dataclasses.asdict(schedule)

@@ -38,6 +38,8 @@ class TeacherMetrics:
     thin_global_abs_rel: float
     edge_f1_local: float
     edge_f1_global: float
+    abs_rel_se: float = float("nan")  # standard error of the mean over the images (std / sqrt(n))
+    delta1_se: float = float("nan")
 
 
 def _aligned_depth(pred_disp: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -85,7 +87,8 @@ def measure_teacher(predict: Predict, num_images: int = 64, image_hw: tuple[int,
     from depthdistill.world import render
 
     height, width = image_hw
-    rows: dict[str, list[float]] = {k: [] for k in TeacherMetrics.__dataclass_fields__ if k != "images"}
+    rows: dict[str, list[float]] = {k: [] for k in TeacherMetrics.__dataclass_fields__
+                                    if k != "images" and not k.endswith("_se")}
     top, left, ch, cw = height // 4, width // 4, height // 2, width // 2
     for index in range(num_images):
         s = render("eval", index, seed=seed, height=height, width=width)
@@ -111,7 +114,16 @@ def measure_teacher(predict: Predict, num_images: int = 64, image_hw: tuple[int,
             rows[f"thin_{name}_abs_rel"].append(_abs_rel_on(depth, gt_c, thin_c))
             rows[f"edge_f1_{name}"].append(_edge_f1(depth, gt_c, valid_c))
     means = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in rows.items()}
-    return TeacherMetrics(images=num_images, **means)
+    spread = {f"{k}_se": float(np.std(rows[k], ddof=1) / np.sqrt(len(rows[k]))) if len(rows[k]) > 1
+              else float("nan") for k in ("abs_rel", "delta1")}
+    return TeacherMetrics(images=num_images, **means, **spread)
+
+
+def _plain(value) -> str:
+    """A card value as text: dicts as `key value, ...` (training time), the rest as str()."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
 
 
 def write_card(folder: Path, name: str, description: str, metrics: dict[str, TeacherMetrics],
@@ -125,16 +137,19 @@ def write_card(folder: Path, name: str, description: str, metrics: dict[str, Tea
         "## Training", "", f"- command: `{command}`",
         "- data: the synthetic world's `teacher-train` split only (never `unlabeled` or `eval`)",
         f"- schedule: `{json.dumps(schedule)}`",
-        *[f"- {k}: {v}" for k, v in extra.items()], "",
+        *[f"- {k}: {_plain(v)}" for k, v in extra.items()], "",
         f"## Measured on the world `eval` split ({m.images} renders, 384x512, affine-aligned disparity, "
         "Marigold protocol; measured by `depthdistill teachers card` / `make teachers`, nothing typed in)", "",
+        "AbsRel and delta1 on whole images are means over the renders ± their standard error "
+        "(per-image standard deviation / sqrt(renders)).", "",
         "| teacher | AbsRel | delta1 | crop AbsRel local / global | crop delta1 local / global "
         "| thin AbsRel local / global | edge F1 local / global |",
         "|---|---|---|---|---|---|---|",
     ]
     for teacher, t in metrics.items():
         lines.append(
-            f"| {teacher} | {t.abs_rel:.3f} | {t.delta1:.3f} | {t.crop_local_abs_rel:.3f} / {t.crop_global_abs_rel:.3f} "
+            f"| {teacher} | {t.abs_rel:.3f} ± {t.abs_rel_se:.3f} | {t.delta1:.3f} ± {t.delta1_se:.3f} "
+            f"| {t.crop_local_abs_rel:.3f} / {t.crop_global_abs_rel:.3f} "
             f"| {t.crop_local_delta1:.3f} / {t.crop_global_delta1:.3f} "
             f"| {t.thin_local_abs_rel:.3f} / {t.thin_global_abs_rel:.3f} | {t.edge_f1_local:.3f} / {t.edge_f1_global:.3f} |")
     lines += [
