@@ -86,3 +86,32 @@ def test_embedded_teachers_polarity_nearer_is_larger(name, kind):
         valid = s.valid
         correlations.append(np.corrcoef(pred[valid], 1.0 / s.depth[valid])[0, 1])
     assert np.mean(correlations) > 0.5, correlations
+
+
+def test_card_measures_an_oracle_as_perfect_and_a_flat_map_as_poor():
+    """`measure_teacher` on a predictor that returns the true disparity scores exactly: AbsRel 0,
+    delta1 1, edge F1 1 and zero spread; a constant map scores badly with a positive spread."""
+    from depthdistill.models.teacher_card import measure_teacher
+    from depthdistill.world import render
+
+    hw = (96, 128)
+
+    class Oracle:  # measure_teacher calls: whole image of render i, then its central crop
+        def __init__(self):
+            self.index, self.disp = -1, None
+
+        def __call__(self, rgb):
+            if rgb.shape[-2:] == hw:
+                self.index += 1
+                s = render("eval", self.index, seed=0, height=hw[0], width=hw[1])
+                disp = np.where(s.valid, 1.0 / np.where(s.valid, s.depth, 1.0), 0.0)  # sky: 0
+                self.disp = torch.from_numpy(disp).float()[None]
+                return self.disp
+            return self.disp[:, hw[0] // 4: hw[0] // 4 + hw[0] // 2, hw[1] // 4: hw[1] // 4 + hw[1] // 2]
+
+    m = measure_teacher(Oracle(), num_images=3, image_hw=hw)
+    assert m.images == 3 and m.abs_rel < 1e-4 and m.delta1 == 1.0
+    assert m.crop_local_abs_rel < 1e-4 and m.crop_global_abs_rel < 1e-4
+    assert m.edge_f1_local == pytest.approx(1.0) and m.abs_rel_se < 1e-4
+    flat = measure_teacher(lambda rgb: torch.ones(1, *rgb.shape[-2:]), num_images=3, image_hw=hw)
+    assert flat.abs_rel > 0.1 and flat.abs_rel_se > 0 and flat.edge_f1_local < 0.1
