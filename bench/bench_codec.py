@@ -17,8 +17,9 @@ Measured (2-core shared CPU; B/px, max error relative to the range):
     (* 1.24e-3 after affine alignment: over the 1e-3 aim.) delta2d beats deltax / none by
     15-30 % at every bit depth; zstd-9 matches zlib / lzma in size at a fraction of the time.
     DECISION: q12 = uint12-in-uint16 + delta2d + zig-zag + byte planes + zstd-9.
-    Whole teacher shards (q12, same maps): tar 0.24 / 0.43 / 0.50 B per label pixel,
-    zarr (Blosc zstd + shuffle, no 2-D predictor) 0.18 / 0.54 / 0.71.
+    Whole teacher shards (q12, same maps): tar 0.24 / 0.43 / 0.50 B per label pixel; zarr
+    (Blosc zstd + shuffle) 0.18 / 0.54 / 0.71 without a predictor, 0.12 / 0.31 / 0.50 with the
+    label codec's 2-D predictor as a Zarr filter (``shards/zarr_delta2d.py``, the default).
 """
 
 from __future__ import annotations

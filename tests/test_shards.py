@@ -203,6 +203,61 @@ def test_zarr_open_lists_arrays(stores):
     assert v["rgb"].shape == (3, V, V, 3) and list(v["keys"][:]) == ["00000000_00", "00000001_00", "00000002_00"]
 
 
+def test_zarr_labels_pass_the_2d_predictor_and_plain_zarr_reads_them(stores):
+    """The label words are stored through depthdistill.delta2d, and a process that imports only
+    zarr decodes them (the codec comes from the package's ``zarr.codecs`` entry point)."""
+    import subprocess
+    import sys
+
+    from depthdistill.shards.codec import to_words
+
+    shards, roots = stores
+    path = shard_path(roots["zarr"] / "gp@fedcba9876543210", 1, "zarr")
+    meta = json.loads((path / "global" / "zarr.json").read_text())
+    assert [c["name"] for c in meta["codecs"]][:2] == ["depthdistill.delta2d", "bytes"]
+    assert json.loads((path / "num_patches" / "zarr.json").read_text())["codecs"][0]["name"] == "bytes"
+    code = ("import sys, zarr, numpy as np; g = zarr.open_group(sys.argv[1], mode='r'); "
+            "np.save(sys.stdout.buffer, g['global'][...]); "
+            "assert 'depthdistill.shards.zarr_delta2d' in sys.modules  # loaded by the entry point")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
+    words = np.load(io.BytesIO(out.stdout))
+    expected = np.stack([to_words(labels["gp"][0], "q12")[0][0] for _, _, _, labels in shards[1]])
+    np.testing.assert_array_equal(words, expected)
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4, 5)])
+def test_zarr_delta2d_codec_round_trips_any_uint16_chunk(tmp_path, shape):
+    import zarr
+
+    from depthdistill.shards.zarr_delta2d import Delta2DCodec
+
+    x = np.random.default_rng(1).integers(0, 2 ** 16, shape, dtype=np.uint16)
+    x.flat[0], x.flat[-1] = 0, 65535  # wrap-around differences both ways
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3)
+    g.create_array("x", shape=shape, dtype=np.uint16, chunks=shape, filters=[Delta2DCodec()])[...] = x
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "g.zarr"), mode="r")["x"][...], x)
+
+
+def test_zarr_delta2d_codec_refuses_floats_and_shrinks_a_smooth_map(tmp_path):
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    from depthdistill.shards.zarr_delta2d import Delta2DCodec
+
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w", zarr_format=3)
+    with pytest.raises(ValueError, match="uint16"):
+        g.create_array("f", shape=(4, 4), dtype=np.float32, filters=[Delta2DCodec()])
+    y, x = np.mgrid[0:64, 0:64]
+    smooth = (2000 + 1500 * np.sin(x / 9) * np.cos(y / 7) + 20 * x).round().astype(np.uint16)
+    sizes = {}
+    for name, filters in (("plain", ()), ("delta2d", [Delta2DCodec()])):
+        arr = g.create_array(name, shape=smooth.shape, dtype=np.uint16, filters=filters,
+                             compressors=BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"))
+        arr[...] = smooth
+        sizes[name] = arr.nbytes_stored()
+    assert sizes["delta2d"] < 0.75 * sizes["plain"]  # measured 3293 vs 5160 bytes
+
+
 def test_identical_input_gives_identical_tar_bytes(tmp_path):
     shards = make_samples(seed=5, num_shards=1)
     a, b = write_store(tmp_path / "a", "webdataset", shards), write_store(tmp_path / "b", "webdataset", shards)

@@ -7,8 +7,10 @@ teacher: ``keys [N]``, ``global [N, V, V]`` and ``patches [N, Kmax, P, P]`` hold
          ``patches_lo / patches_scale [N, Kmax]`` float64, quantisation error
          ``global_err [N, 2]`` / ``patches_err [N, Kmax, 2]`` (max, mean relative to range);
          group attrs: kind, teacher, fingerprint, space, codec, spec.
-Chunks hold one sample; arrays are compressed with Blosc (zstd + byte shuffle). A sample read
-back equals the one read from the WebDataset format of the same input.
+View chunks hold one sample, label chunks a whole shard; arrays are compressed with Blosc
+(zstd + byte shuffle), and uint16 label words first pass the tar path's 2-D predictor
+(``zarr_delta2d.Delta2DCodec``), so both formats store labels in about the same bytes. A sample
+read back equals the one read from the WebDataset format of the same input.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from . import atomic
 from .base import ShardWriter
 from .codec import from_words, to_words
+from .zarr_delta2d import Delta2DCodec
 from .schema import SCHEMA_VERSION, LabelSample, ViewSample, dumps
 
 logger = logging.getLogger(__name__)
@@ -34,10 +37,11 @@ def _compressor():
     return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
-def _put(group, name: str, data: np.ndarray, chunk_first: int = 1) -> None:
+def _put(group, name: str, data: np.ndarray, chunk_first: int = 1, predict2d: bool = False) -> None:
     chunks = (max(1, min(chunk_first, data.shape[0] or 1)), *data.shape[1:]) if data.ndim else ()
+    filters = [Delta2DCodec()] if predict2d else ()
     arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks,
-                             compressors=_compressor())
+                             filters=filters, compressors=_compressor())
     if data.size:
         arr[...] = data
 
@@ -107,13 +111,15 @@ class ZarrShardWriter(ShardWriter):
             rgb = np.stack([r["rgb"] for r in self._rows]) if self._rows else np.zeros((0, 1, 1, 3), np.uint8)
             _put(group, "rgb", rgb)  # [N, V, V, 3]
             _put_strings(group, "meta", [r["meta"] for r in self._rows])
-            group.attrs.update({"kind": "views", "schema_version": SCHEMA_VERSION})
+            # one metadata write (attrs.update rewrites zarr.json once per key)
+            group.update_attributes({"kind": "views", "schema_version": SCHEMA_VERSION})
         else:
             for name, arr in self._label_arrays().items():
-                _put(group, name, arr, chunk_first=max(1, arr.shape[0]))
+                maps = name in ("global", "patches") and arr.dtype == np.uint16  # q* words
+                _put(group, name, arr, chunk_first=max(1, arr.shape[0]), predict2d=maps)
             spec = self._rows[0]["gp"]["spec"] if self._rows else None
-            group.attrs.update({"kind": "teacher", "schema_version": SCHEMA_VERSION,
-                                "spec": spec, **self.header})
+            group.update_attributes({"kind": "teacher", "schema_version": SCHEMA_VERSION,
+                                     "spec": spec, **self.header})
         self._rows = []
         atomic.commit(self._tmp, self.final_path)
         return self.final_path
