@@ -15,11 +15,17 @@ Measured (2-core shared CPU; B/px, max error relative to the range):
     112 px --texture 1e-3        0.454  1.2e-4     0.891  7.7e-6     0.840  9.6e-4     3.369  0
     224 px --texture 1e-2        0.710  1.2e-4     1.284  7.7e-6     1.284  5.8e-4     3.398  0
     (* 1.24e-3 after affine alignment: over the 1e-3 aim.) delta2d beats deltax / none by
-    15-30 % at every bit depth; zstd-9 matches zlib / lzma in size at a fraction of the time.
-    DECISION: q12 = uint12-in-uint16 + delta2d + zig-zag + byte planes + zstd-9.
-    Whole teacher shards (q12, same maps): tar 0.24 / 0.43 / 0.50 B per label pixel; zarr
-    (Blosc zstd + shuffle) 0.18 / 0.54 / 0.71 without a predictor, 0.12 / 0.31 / 0.50 with the
-    label codec's 2-D predictor as a Zarr filter (``shards/zarr_delta2d.py``, the default).
+    15-30 % at every bit depth; zstd matches zlib / lzma in size at a fraction of the time.
+    zstd level (q12, enc ms per map incl. quantisation, one run): level 9 vs level 1 is
+    0.173 vs 0.182 / 0.454 vs 0.457 / 0.714 vs 0.711 B/px at 0.44 vs 0.29 / 1.18 vs 0.35 /
+    1.38 vs 0.80 ms, and at 560 px (``--size 560 --texture 1e-3 --maps 8``) 0.341 vs 0.347 B/px
+    at 14.6 vs 5.0 ms: level 9 buys at most 5 % of bytes for 3x the encode time, on the
+    labeling actor's serial path (five 560-px maps per view per teacher).
+    DECISION: q12 = uint12-in-uint16 + delta2d + zig-zag + byte planes + zstd level 1.
+    Whole teacher shards (q12 level 1, same maps): tar 0.26 / 0.43 / 0.49 / 0.24 B per label
+    pixel at 950 / 890 / 470 / 94 labels/s; zarr 0.13 / 0.30 / 0.46 / 0.23 at 270 / 270 / 160 /
+    39 labels/s (same predictor and byte planes as a Zarr filter, ``shards/zarr_delta2d.py``, then
+    zstd; without them, Blosc zstd + shuffle took 0.18 / 0.54 / 0.71 B per label pixel).
 """
 
 from __future__ import annotations
@@ -90,7 +96,10 @@ def candidates() -> dict[str, CodecSpec]:
             for comp in ("zlib", "zstd", "lzma"):
                 if bits != 16 and filt != "delta2d":
                     continue
-                out[f"q{bits} {filt}+{comp}"] = CodecSpec(bits=bits, filter=filt, compressor=comp)
+                out[f"q{bits} {filt}+{comp}{'-9' if comp == 'zstd' else ''}"] = CodecSpec(
+                    bits=bits, filter=filt, compressor=comp, level=9)
+    for level in (1, 3):  # zstd's speed / size trade-off; q12 and q16 use level 1
+        out[f"q12 delta2d+zstd-{level}"] = CodecSpec(bits=12, filter="delta2d", compressor="zstd", level=level)
     return out
 
 

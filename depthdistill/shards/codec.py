@@ -8,15 +8,16 @@ one 2-D array (a view's global label or one patch label). The ``q*`` codecs stor
 (``lo``/``scale`` float64 per map, kept in the params dict that goes into ``label.json``),
 then apply a 2-D predictor (``delta2d``: residual ``x - left - up + upleft``, i.e. a delta
 along x then along y, modulo 2**16), zig-zag the residuals so that small negatives become
-small positives, split the uint16 words into byte planes and compress with zstd. Planes
+small positives, split the uint16 words into byte planes and compress with zstd (level 1:
+within 5 % of level 9's bytes at a third of its encode time, ``bench/bench_codec.py``). Planes
 and slopes of a smooth disparity map leave near-zero residuals; only edges cost bytes.
 Decoding is two cumulative sums — vectorised, no per-pixel loop.
 
 ``bench/bench_codec.py`` measured the alternatives (bits, filter, compressor, raw float16 /
 float32); the table is in its docstring and ``DEFAULT_CODEC`` is its pick: ``q12`` stays
-under 1 byte/pixel on every map family measured (0.17 / 0.45 / 0.71 B/px on smooth, 1e-3 and
-1e-2 textured maps) with a max error of 1.2e-4 of the range (8x under the 1e-3 aim); ``q16``
-(7.7e-6) costs 0.27 / 0.89 / 1.28 B/px, float16 + zstd 0.31 / 0.84 / 1.28 B/px at up to
+under 1 byte/pixel on every map family measured (0.18 / 0.46 / 0.71 B/px on smooth, 1e-3 and
+1e-2 textured maps) with a max error of 1.2e-4 of the range (8x under the 1e-3 aim); at zstd
+level 9, ``q16`` (7.7e-6) costs 0.27 / 0.89 / 1.28 B/px, float16 + zstd 0.31 / 0.84 / 1.28 B/px at up to
 1.2e-3 error after alignment (over the aim), float32 + zstd 0.72 / 3.37 / 3.40 B/px.
 The quantisation
 error per map (max / mean absolute error relative to the map's value range) is measured at
@@ -57,12 +58,12 @@ class CodecSpec:
 
 
 CODECS: dict[str, CodecSpec] = {
-    "q16": CodecSpec(bits=16, filter="delta2d", compressor="zstd", level=9),
-    "q12": CodecSpec(bits=12, filter="delta2d", compressor="zstd", level=9),
+    "q16": CodecSpec(bits=16, filter="delta2d", compressor="zstd", level=1),
+    "q12": CodecSpec(bits=12, filter="delta2d", compressor="zstd", level=1),
     "f16": CodecSpec(bits=0, filter="none", compressor="zstd", level=9, float_dtype="float16"),
     "f32": CodecSpec(bits=0, filter="none", compressor="zstd", level=9, float_dtype="float32"),
 }
-DEFAULT_CODEC = "q12"  # bench/bench_codec.py: <= 0.71 B/px, 1.2e-4 max rel. error
+DEFAULT_CODEC = "q12"  # bench/bench_codec.py: <= 0.72 B/px, 1.2e-4 max rel. error
 FILTERS = ("none", "deltax", "delta2d")
 COMPRESSORS = ("none", "zlib", "zstd", "lzma")
 

@@ -7,9 +7,10 @@ teacher: ``keys [N]``, ``global [N, V, V]`` and ``patches [N, Kmax, P, P]`` hold
          ``patches_lo / patches_scale [N, Kmax]`` float64, quantisation error
          ``global_err [N, 2]`` / ``patches_err [N, Kmax, 2]`` (max, mean relative to range);
          group attrs: kind, teacher, fingerprint, space, codec, spec.
-View chunks hold one sample, label chunks a whole shard; arrays are compressed with Blosc
-(zstd + byte shuffle), and uint16 label words first pass the tar path's 2-D predictor
-(``zarr_delta2d.Delta2DCodec``), so both formats store labels in about the same bytes. A sample
+View chunks hold one sample, label chunks a whole shard. uint16 label words pass the tar path's
+2-D predictor and byte planes (``zarr_delta2d.Delta2DCodec``) and zstd at the label codec's
+level, so both formats store labels in the same bytes; the other arrays use Blosc (zstd + byte
+shuffle). A sample
 read back equals the one read from the WebDataset format of the same input.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from . import atomic
 from .base import ShardWriter
-from .codec import from_words, to_words
+from .codec import from_words, get_spec, to_words
 from .zarr_delta2d import Delta2DCodec
 from .schema import SCHEMA_VERSION, LabelSample, ViewSample, dumps
 
@@ -37,11 +38,18 @@ def _compressor():
     return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
-def _put(group, name: str, data: np.ndarray, chunk_first: int = 1, predict2d: bool = False) -> None:
+def _label_words_codecs(level: int) -> dict[str, Any]:
+    """uint16 label words: the tar path's predictor and byte planes, then plain zstd."""
+    from zarr.codecs import ZstdCodec
+
+    return {"filters": [Delta2DCodec()], "compressors": ZstdCodec(level=level)}
+
+
+def _put(group, name: str, data: np.ndarray, chunk_first: int = 1,
+         codecs: dict[str, Any] | None = None) -> None:
     chunks = (max(1, min(chunk_first, data.shape[0] or 1)), *data.shape[1:]) if data.ndim else ()
-    filters = [Delta2DCodec()] if predict2d else ()
     arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks,
-                             filters=filters, compressors=_compressor())
+                             **(codecs or {"compressors": _compressor()}))
     if data.size:
         arr[...] = data
 
@@ -114,9 +122,10 @@ class ZarrShardWriter(ShardWriter):
             # one metadata write (attrs.update rewrites zarr.json once per key)
             group.update_attributes({"kind": "views", "schema_version": SCHEMA_VERSION})
         else:
+            words = _label_words_codecs(get_spec(self.codec).level)
             for name, arr in self._label_arrays().items():
                 maps = name in ("global", "patches") and arr.dtype == np.uint16  # q* words
-                _put(group, name, arr, chunk_first=max(1, arr.shape[0]), predict2d=maps)
+                _put(group, name, arr, chunk_first=max(1, arr.shape[0]), codecs=words if maps else None)
             spec = self._rows[0]["gp"]["spec"] if self._rows else None
             group.update_attributes({"kind": "teacher", "schema_version": SCHEMA_VERSION,
                                      "spec": spec, **self.header})
