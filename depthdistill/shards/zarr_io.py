@@ -10,8 +10,7 @@ teacher: ``keys [N]``, ``global [N, V, V]`` and ``patches [N, Kmax, P, P]`` hold
 View chunks hold one sample, label chunks a whole shard. uint16 label words pass the tar path's
 2-D predictor and byte planes (``zarr_delta2d.Delta2DCodec``) and zstd at the label codec's
 level, so both formats store labels in the same bytes; the other arrays use Blosc (zstd + byte
-shuffle). A sample
-read back equals the one read from the WebDataset format of the same input.
+shuffle). A sample read back equals the one read from the WebDataset format of the same input.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import numpy as np
 from . import atomic
 from .base import ShardWriter
 from .codec import from_words, get_spec, to_words
-from .zarr_delta2d import Delta2DCodec
 from .schema import SCHEMA_VERSION, LabelSample, ViewSample, dumps
 
 logger = logging.getLogger(__name__)
@@ -41,6 +39,8 @@ def _compressor():
 def _label_words_codecs(level: int) -> dict[str, Any]:
     """uint16 label words: the tar path's predictor and byte planes, then plain zstd."""
     from zarr.codecs import ZstdCodec
+
+    from .zarr_delta2d import Delta2DCodec  # imports zarr: only when a Zarr shard is written
 
     return {"filters": [Delta2DCodec()], "compressors": ZstdCodec(level=level)}
 
@@ -153,6 +153,8 @@ class ZarrShardReader:
 
     def __init__(self, path: str | Path) -> None:
         import zarr
+
+        from . import zarr_delta2d  # noqa: F401  registers the label words' codec with zarr
 
         self.path = Path(path)
         if not (self.path / "zarr.json").is_file():
