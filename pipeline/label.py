@@ -2,10 +2,13 @@
 
 `LabelWorker` holds one loaded teacher. For a shard it starts a prefetch thread that reads,
 decodes and cuts every view (`cut_view`) while the main thread feeds the model micro-batches
-of up to `batch_size` inputs (each view's global image and its k x k patches). The whole shard
-is written through `depthdistill.shards` (which refuses NaN/inf naming the key; temp name,
-fsync, rename, then the done marker) and the worker returns its done row. "Teacher calls" are
-`teacher.predict` batches (`MicroBatcher.calls`); images fed are counted beside them. `run.py` wraps this class in
+of up to `batch_size` inputs (each view's global image and its k x k patches). As soon as a
+view's global and patch maps are all out, a writer thread (`BackgroundShardWriter`) encodes it
+into the shard through `depthdistill.shards` (which refuses NaN/inf naming the key; temp name,
+fsync, rename, then the done marker), so label encoding (quantise, predict, zstd: it releases
+the GIL) runs while the teacher works on the next views instead of after the last one. The
+worker returns its done row. "Teacher calls" are `teacher.predict` batches
+(`MicroBatcher.calls`); images fed are counted beside them. `run.py` wraps this class in
 `ray.remote`; tests may also call it in-process.
 """
 
@@ -16,14 +19,14 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .decode import DEFAULT_MAX_IMAGE_PIXELS, content_hash, decode_image
 from .sources import ImageRef, ImageSource
-from .store_io import write_teacher_shard
+from .store_io import annotate_teacher_shard, open_teacher_shard
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +42,6 @@ class CutView:
     view: np.ndarray        # uint8 [V, V, 3]
     patches: np.ndarray     # uint8 [k*k, P, P, 3]
 
-
-@dataclass
-class ShardLabels:
-    """Teacher outputs for a shard, in key order."""
-
-    keys: list[str] = field(default_factory=list)
-    global_maps: list[np.ndarray] = field(default_factory=list)  # each float32 [V, V]
-    patch_maps: list[np.ndarray] = field(default_factory=list)   # each float32 [k*k, P, P]
 
 
 def load_view_image(source: ImageSource, row: dict, max_pixels: int) -> np.ndarray:
@@ -123,6 +118,50 @@ class MicroBatcher:
             self.results[slot] = out.astype(np.float32, copy=False)
 
 
+class BackgroundShardWriter:
+    """Feeds samples to a shard writer on its own thread; use as a context around the model loop.
+
+    `put` hands a sample over (blocking when `maxsize` samples wait, which bounds memory) and
+    re-raises the first error the writer thread met (e.g. NaN labels), so the loop stops early.
+    Leaving the context drains the queue and joins the thread; an error met there is raised
+    unless the body already failed. `encode_s` sums the thread's time inside `writer.write`.
+    """
+
+    def __init__(self, writer, maxsize: int = 16) -> None:
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.error: BaseException | None = None
+        self.encode_s = 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True, name="shard-writer")
+
+    def _run(self) -> None:
+        while (sample := self.queue.get()) is not _END:
+            if self.error is not None:
+                continue  # keep draining so that put() never blocks forever
+            start = time.perf_counter()
+            try:
+                self.writer.write(sample)
+            except BaseException as err:  # re-raised in the caller's thread
+                self.error = err
+            self.encode_s += time.perf_counter() - start
+
+    def put(self, sample) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(sample)
+
+    def __enter__(self) -> "BackgroundShardWriter":
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.queue.put(_END)
+        self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+        return False
+
+
 def claim_fault_kill(store: Path) -> bool:
     """Fault injection: True for exactly one caller per run (atomic O_EXCL marker file)."""
     try:
@@ -164,45 +203,61 @@ class LabelWorker:
                            self.views_done)
             os._exit(1)
 
-    def run_teacher(self, rows: list[dict]) -> tuple[ShardLabels, MicroBatcher]:
-        """Prefetch thread cuts views; this thread runs micro-batches; returns the maps."""
+    def run_teacher(self, rows: list[dict], emit) -> tuple[list[str], MicroBatcher]:
+        """Prefetch thread cuts views; this thread runs micro-batches and calls
+        `emit(LabelSample)` for each view, in key order, once all its maps are out."""
+        from depthdistill.shards import LabelSample
+
         items: queue.Queue = queue.Queue(maxsize=max(1, self.prefetch))
         thread = threading.Thread(
             target=_prefetch, args=(iter_cut_views(self.source, rows, self.max_pixels), items),
             daemon=True)
         thread.start()
         batcher = MicroBatcher(self.teacher.predict, self.batch_size)
-        labels, num_patches = ShardLabels(), []
+        views: list[tuple[str, int]] = []  # (key, number of patches) in key order
+        emitted = 0
+
+        def emit_finished() -> None:
+            # buckets run first-in first-out, so finished views always form a prefix
+            nonlocal emitted
+            while emitted < len(views):
+                key, k2 = views[emitted]
+                slots = [(key, -1), *((key, j) for j in range(k2))]
+                if not all(slot in batcher.results for slot in slots):
+                    return
+                maps = [batcher.results.pop(slot) for slot in slots]
+                emit(LabelSample(key=key, global_map=maps[0],  # [V, V]
+                                 patches=np.stack(maps[1:])))  # [k*k, P, P]
+                emitted += 1
+
         while (item := items.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
             key = item.row["key"]
-            labels.keys.append(key)
-            num_patches.append(len(item.patches))
+            views.append((key, len(item.patches)))
             batcher.add((key, -1), item.view)  # global view [V, V, 3]
             for j, patch in enumerate(item.patches):  # each [P, P, 3]
                 batcher.add((key, j), patch)
+            emit_finished()
             self.views_done += 1
             self._maybe_die()
         thread.join()
         batcher.flush()
-        for key, k2 in zip(labels.keys, num_patches):
-            labels.global_maps.append(batcher.results.pop((key, -1)))  # [V, V]
-            labels.patch_maps.append(np.stack([batcher.results.pop((key, j))
-                                               for j in range(k2)]))  # [k*k, P, P]
-        return labels, batcher
+        emit_finished()
+        return [key for key, _ in views], batcher
 
     def label_shard(self, shard_index: int, rows: list[dict]) -> dict:
         """Label + write one shard; returns the done row (also stored in the marker)."""
         start = time.perf_counter()
-        labels, batcher = self.run_teacher(rows)
-        wall = time.perf_counter() - start
-        info = {"node_id": _node_id(), "pid": os.getpid(), "teacher_calls": batcher.calls,
-                "teacher_images": batcher.images, "busy_s": round(batcher.busy_s, 4),
-                "wall_s": round(wall, 4)}
-        marker = write_teacher_shard(self.store, shard_index, self.fmt, self.codec,
-                                     self.teacher, labels, info)
-        return {"shard": shard_index, "count": len(labels.keys), **info, "marker": marker}
+        with open_teacher_shard(self.store, shard_index, self.fmt, self.codec, self.teacher) as writer:
+            with BackgroundShardWriter(writer) as background:
+                keys, batcher = self.run_teacher(rows, background.put)
+            wall = time.perf_counter() - start  # the model and the encoding of every label
+            info = {"node_id": _node_id(), "pid": os.getpid(), "teacher_calls": batcher.calls,
+                    "teacher_images": batcher.images, "busy_s": round(batcher.busy_s, 4),
+                    "wall_s": round(wall, 4), "encode_s": round(background.encode_s, 4)}
+            annotate_teacher_shard(writer, info)
+        return {"shard": shard_index, "count": len(keys), **info, "marker": writer.record}
 
 
 def _node_id() -> str:

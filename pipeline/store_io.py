@@ -64,18 +64,18 @@ def write_views_shard(store: Path, index: int, fmt: str, rows: list[dict], sourc
     return writer.record
 
 
-def write_teacher_shard(store: Path, index: int, fmt: str, codec: str, teacher, labels,
-                        info: dict) -> dict:
-    """Write a teacher's labels of one shard into `<store>/<teacher>@<fingerprint>/`; NaN/inf
-    raise NonFiniteLabelError naming the key (no marker). `info` goes in the marker."""
-    from depthdistill.shards import LabelSample, teacher_writer
+def open_teacher_shard(store: Path, index: int, fmt: str, codec: str, teacher):
+    """The writer (a context manager) of a teacher's shard `<store>/<teacher>@<fingerprint>/`.
+    NaN/inf labels raise NonFiniteLabelError naming the key, and no marker is written."""
+    from depthdistill.shards import teacher_writer
 
-    with teacher_writer(store, index, fmt, teacher=teacher.name, fingerprint=teacher.fingerprint,
-                        space=teacher.space, codec=codec) as writer:
-        for key, gmap, pmaps in zip(labels.keys, labels.global_maps, labels.patch_maps):
-            writer.write(LabelSample(key=key, global_map=gmap, patches=pmaps))  # [V,V], [K,P,P]
-        writer.annotate(node_id=info["node_id"], pid=info["pid"],
-                        teacher_calls=info["teacher_calls"],
-                        teacher_images=info["teacher_images"],
-                        timing={"model_s": info["busy_s"], "label_s": info["wall_s"]})
-    return writer.record
+    return teacher_writer(store, index, fmt, teacher=teacher.name, fingerprint=teacher.fingerprint,
+                          space=teacher.space, codec=codec)
+
+
+def annotate_teacher_shard(writer, info: dict) -> None:
+    """Put the labeling run's facts (`LabelWorker.label_shard` info) into the done marker."""
+    writer.annotate(node_id=info["node_id"], pid=info["pid"], teacher_calls=info["teacher_calls"],
+                    teacher_images=info["teacher_images"],
+                    timing={"model_s": info["busy_s"], "label_s": info["wall_s"],
+                            "encode_s": info["encode_s"]})
