@@ -66,9 +66,14 @@ def write_views_shard(store: Path, index: int, fmt: str, rows: list[dict], sourc
 
 def open_teacher_shard(store: Path, index: int, fmt: str, codec: str, teacher):
     """The writer (a context manager) of a teacher's shard `<store>/<teacher>@<fingerprint>/`.
-    NaN/inf labels raise NonFiniteLabelError naming the key, and no marker is written."""
-    from depthdistill.shards import teacher_writer
+    NaN/inf labels raise NonFiniteLabelError naming the key, and no marker is written.
 
+    The writer is open for the whole labeling of the shard, so an actor killed meanwhile leaves
+    its temp file: the retry (the only writer of this shard now) removes it first."""
+    from depthdistill.shards import teacher_writer
+    from depthdistill.shards.atomic import remove_shard_temps
+
+    remove_shard_temps(Path(store) / teacher_folder(teacher.name, teacher.fingerprint), index)
     return teacher_writer(store, index, fmt, teacher=teacher.name, fingerprint=teacher.fingerprint,
                           space=teacher.space, codec=codec)
 

@@ -293,6 +293,19 @@ def test_failed_writer_leaves_nothing_finished(tmp_path, fmt):
     assert len(removed) == 2 and list((tmp_path / "views").iterdir()) == []
 
 
+def test_remove_shard_temps_takes_only_that_shards_temps(tmp_path):
+    from depthdistill.shards.atomic import remove_shard_temps
+
+    names = [".shard-000002.tar.tmp-11-aaaaaaaa", ".shard-000002.zarr.tmp-12-bbbbbbbb",
+             ".shard-000003.tar.tmp-13-cccccccc", ".shard-000020.tar.tmp-14-dddddddd",
+             "shard-000002.tar", "shard-000002.json"]
+    for name in names:
+        (tmp_path / name).mkdir() if ".zarr" in name else (tmp_path / name).write_bytes(b"x")
+    removed = remove_shard_temps(tmp_path, 2)
+    assert sorted(p.name for p in removed) == names[:2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_nan_label_refused_and_shard_not_done(tmp_path, fmt):
     g = np.ones((V, V), np.float32)

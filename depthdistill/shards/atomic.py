@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .schema import marker_path, parse_shard_index
+from .schema import marker_path, parse_shard_index, shard_name
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -152,6 +152,22 @@ def done_shards(folder: str | Path) -> list[int]:
         if index is not None and read_marker(folder, index) is not None:
             out.append(index)
     return sorted(out)
+
+
+def remove_shard_temps(folder: str | Path, index: int) -> list[Path]:
+    """Remove the temp files/folders of shard ``index`` only (left by a writer that died).
+
+    For a retry of one shard while other shards of the folder are being written: only the
+    process retrying shard ``index`` may call it, so no live writer owns those temps."""
+    folder = Path(folder)
+    prefix = f".{shard_name(index)}."
+    removed = [p for p in sorted(folder.glob(prefix + "*")) if is_temp(p)] if folder.is_dir() else []
+    for p in removed:
+        remove_path(p)
+    if removed:
+        logger.info("%s: removed %d temp file(s) of a dead writer: %s", folder, len(removed),
+                    ", ".join(p.name for p in removed))
+    return removed
 
 
 def clean_partial(folder: str | Path) -> list[Path]:
