@@ -43,7 +43,6 @@ class CutView:
     patches: np.ndarray     # uint8 [k*k, P, P, 3]
 
 
-
 def load_view_image(source: ImageSource, row: dict, max_pixels: int) -> np.ndarray:
     """Read + decode the image of a plan row and check it is the planned content."""
     ref = ImageRef(int(row["image_index"]), row["image_id"], row["locator"])
