@@ -17,10 +17,9 @@ Decoding is two cumulative sums — vectorised, no per-pixel loop.
 float32); the table is in its docstring and ``DEFAULT_CODEC`` is its pick: ``q12`` stays
 under 1 byte/pixel on every map family measured (0.18 / 0.46 / 0.71 B/px on smooth, 1e-3 and
 1e-2 textured maps) with a max error of 1.2e-4 of the range (8x under the 1e-3 aim); at zstd
-level 9, ``q16`` (7.7e-6) costs 0.27 / 0.89 / 1.28 B/px, float16 + zstd 0.31 / 0.84 / 1.28 B/px at up to
-1.2e-3 error after alignment (over the aim), float32 + zstd 0.72 / 3.37 / 3.40 B/px.
-The quantisation
-error per map (max / mean absolute error relative to the map's value range) is measured at
+level 9, ``q16`` (7.7e-6) costs 0.27 / 0.89 / 1.28 B/px, float16 + zstd 0.31 / 0.84 / 1.28
+B/px at up to 1.2e-3 error after alignment (over the aim), float32 + zstd 0.72 / 3.37 / 3.40
+B/px. The quantisation error per map (max / mean absolute error relative to the map's value range) is measured at
 encode time and returned with the params so that writers can record it.
 
 NaN / inf are refused with a ``NonFiniteLabelError`` naming the sample key.
