@@ -163,7 +163,7 @@ class TrainConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetConfig:
-    name: Literal["world", "nyuv2", "kitti", "eth3d", "scannet", "diode"] = "world"
+    name: Literal["world", "nyuv2", "kitti", "eth3d", "scannet", "diode", "middlebury"] = "world"
     root: str = ""  # "" = the embedded world eval split, rendered on demand
 
 

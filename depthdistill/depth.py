@@ -275,15 +275,51 @@ def delta1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return torch.where(count > 0, hit.sum((1, 2)).double() / count.clamp_min(1), float("nan"))
 
 
+EDGE_JUMP = 0.05  # a depth discontinuity: |log d - log d_neighbour| above this (edge F1)
+
+
+def depth_edges(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Depth discontinuities: |log d - log d_left| or |log d - log d_above| > EDGE_JUMP with both
+    pixels in `mask`; the right / lower pixel of such a pair is marked. [B, H, W] -> bool [B, H, W]."""
+    mask = _check_maps(mask, depth=depth)
+    log_d = torch.log(torch.where(mask, depth.double(), 1.0).clamp_min(DEPTH_FLOOR))  # [B, H, W]
+    dx = ((log_d[..., :, 1:] - log_d[..., :, :-1]).abs() > EDGE_JUMP) & mask[..., :, 1:] & mask[..., :, :-1]
+    dy = ((log_d[..., 1:, :] - log_d[..., :-1, :]).abs() > EDGE_JUMP) & mask[..., 1:, :] & mask[..., :-1, :]
+    edges = torch.zeros_like(mask)
+    edges[..., :, 1:] |= dx
+    edges[..., 1:, :] |= dy
+    return edges
+
+
+def edge_f1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """F-score of the depth discontinuities of `pred` against those of `gt` (both depth maps),
+    each found within one pixel (3x3) of the other. -> [B]; NaN where `gt` has no edge (the
+    score is undefined there); 0 when the prediction finds none of them."""
+    import torch.nn.functional as F
+
+    mask = _check_maps(mask, pred=pred, gt=gt)
+    true, found = depth_edges(gt, mask), depth_edges(pred, mask)  # [B, H, W]
+    near_true = F.max_pool2d(true.float()[:, None], 3, 1, 1)[:, 0] > 0
+    near_found = F.max_pool2d(found.float()[:, None], 3, 1, 1)[:, 0] > 0
+    precision = (found & near_true).sum((1, 2)) / found.sum((1, 2)).clamp_min(1)  # [B]
+    recall = (true & near_found).sum((1, 2)) / true.sum((1, 2)).clamp_min(1)  # [B]
+    f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
+    return torch.where(true.flatten(1).any(1), f1.double(), float("nan"))
+
+
 def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, space: str = "disparity",
-                   depth_range: tuple[float, float] = (1e-3, 10.0)) -> dict[str, torch.Tensor]:
+                   depth_range: tuple[float, float] = (1e-3, 10.0),
+                   thin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The Marigold / GenPercept protocol, per image. The project's only evaluation implementation.
 
     `mask` is the dataset's evaluation mask (strict range, crop, set mask; the caller builds it);
     pixels with non-finite or non-positive GT are dropped from it. disparity: fit pred to 1/gt
     over mask & pred > 0, clip the aligned disparity at >= 1e-3, invert. depth: fit pred to gt
     over mask. Then clip to `depth_range`, then >= 1e-6, and score on the mask (float64).
-    -> {"abs_rel", "delta1", "scale", "shift", "num_valid"}, each [B]."""
+    Beyond AbsRel / delta1, on the same aligned depth: `edge_f1` (depth discontinuities found
+    within a pixel) and `thin_abs_rel` (AbsRel on mask & `thin`, the thin-structure
+    pixels; NaN without a thin mask or with no thin pixel).
+    -> {"abs_rel", "delta1", "edge_f1", "thin_abs_rel", "scale", "shift", "num_valid"}, each [B]."""
     if space not in SPACES:
         raise ValueError(f"evaluation space {space!r} is not known; use 'disparity' or 'depth' "
                          "(the model's output space)")
@@ -302,5 +338,7 @@ def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, spa
         scale, shift = _scale_shift64(p, g, valid)
         depth = p * scale[:, None, None] + shift[:, None, None]  # [B, H, W]
     depth = depth.clamp(lo, hi).clamp_min(DEPTH_FLOOR)  # [B, H, W]
+    thin_mask = valid & _check_maps(thin, gt=gt) if thin is not None else torch.zeros_like(valid)
     return {"abs_rel": abs_rel(depth, g, valid), "delta1": delta1(depth, g, valid),
+            "edge_f1": edge_f1(depth, g, valid), "thin_abs_rel": abs_rel(depth, g, thin_mask),
             "scale": scale, "shift": shift, "num_valid": valid.sum((1, 2))}

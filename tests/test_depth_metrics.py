@@ -118,3 +118,42 @@ def test_evaluate_depth_matches_an_independent_numpy_marigold(space, lo, hi):
     assert np.allclose(out["abs_rel"].numpy(), ref[:, 0], atol=1e-6, rtol=0)
     assert np.allclose(out["delta1"].numpy(), ref[:, 1], atol=1e-6, rtol=0)
     assert ref[:, 0].mean() > 0.02 and 0.05 < ref[:, 1].mean() < 1  # not a trivial case
+
+
+def test_edge_f1_by_hand():
+    # a step from 1 m to 2 m between columns 3 and 4 of an 8x8 map
+    gt = torch.ones(1, 8, 8)
+    gt[..., 4:] = 2.0
+    mask = torch.ones(1, 8, 8, dtype=torch.bool)
+    edges = D.depth_edges(gt, mask)
+    assert edges[0, :, 4].all() and edges.sum() == 8  # the right pixel of each jumping pair
+    assert D.edge_f1(gt.clone(), gt, mask)[0] == 1.0
+    shifted = torch.ones(1, 8, 8)
+    shifted[..., 5:] = 2.0  # one pixel off: within the tolerance
+    assert D.edge_f1(shifted, gt, mask)[0] == 1.0
+    far = torch.ones(1, 8, 8)
+    far[..., 7:] = 2.0  # three pixels off: no edge matches
+    assert D.edge_f1(far, gt, mask)[0] == 0.0
+    blurred = torch.linspace(1.0, 1.2, 8).expand(1, 8, 8).contiguous()  # smooth: finds no edge
+    assert D.edge_f1(blurred, gt, mask)[0] == 0.0
+    assert torch.isnan(D.edge_f1(gt, torch.ones(1, 8, 8), mask))[0]  # no true edge: undefined
+    cut = mask.clone()
+    cut[..., 4] = False  # an edge whose pair is not valid is not an edge
+    assert D.depth_edges(gt, cut).sum() == 0
+
+
+def test_evaluate_depth_thin_abs_rel_scores_only_thin_pixels():
+    gt = torch.linspace(2.0, 6.0, 6).view(1, 6, 1).expand(1, 6, 6).clone()  # a floor receding upwards
+    gt[..., 2] = 1.0  # a thin pole at column 2, nearer
+    thin = torch.zeros(1, 6, 6, dtype=torch.bool)
+    thin[..., 2] = True
+    mask = torch.ones(1, 6, 6, dtype=torch.bool)
+    pred = 1.0 / gt  # perfect disparity ...
+    pred[..., 2] = 0.5  # ... except the pole, seen half as near (the blur of a coarse model)
+    out = D.evaluate_depth(pred, gt, mask, "disparity", (1e-3, 10.0), thin=thin)
+    d = 1.0 / (out["scale"][0] * pred.double() + out["shift"][0]).clamp_min(1e-3)
+    expected = ((d - gt).abs() / gt)[thin].mean()
+    assert out["thin_abs_rel"][0] == pytest.approx(float(expected), rel=1e-9)
+    assert out["thin_abs_rel"][0] > out["abs_rel"][0]  # the error sits on the thin pixels
+    no_thin = D.evaluate_depth(pred, gt, mask, "disparity", (1e-3, 10.0))
+    assert torch.isnan(no_thin["thin_abs_rel"][0]) and no_thin["abs_rel"][0] == out["abs_rel"][0]

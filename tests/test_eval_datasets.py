@@ -207,4 +207,4 @@ def test_partial_root_evaluates_what_exists(tmp_path):
 
 def test_unknown_name(tmp_path):
     with pytest.raises(DatasetLayoutError, match="unknown data set"):
-        open_benchmark("middlebury", tmp_path)
+        open_benchmark("sintel", tmp_path)

@@ -52,9 +52,9 @@ def test_protocol_matches_numpy_marigold(space, seed):
     sample = EvalSample(key="x", rgb=np.zeros((24, 32, 3), np.uint8), depth=gt, mask=mask)
     ours = score_sample(pred, sample, space, depth_range)
     ref = marigold_numpy(pred, gt, mask, space, depth_range)
-    assert ours[0] == pytest.approx(ref[0], abs=1e-6)
-    assert ours[1] == pytest.approx(ref[1], abs=1e-6)
-    assert 0.0 < ours[0] < 1.0  # a real, non-trivial error
+    assert ours["abs_rel"] == pytest.approx(ref[0], abs=1e-6)
+    assert ours["delta1"] == pytest.approx(ref[1], abs=1e-6)
+    assert 0.0 < ours["abs_rel"] < 1.0  # a real, non-trivial error
 
 
 def test_affine_disparity_oracle_scores_perfectly():
@@ -63,8 +63,9 @@ def test_affine_disparity_oracle_scores_perfectly():
 
     gt = np.random.default_rng(3).uniform(1.0, 9.0, (20, 20)).astype(np.float32)
     sample = EvalSample(key="x", rgb=np.zeros((20, 20, 3), np.uint8), depth=gt, mask=np.ones_like(gt, bool))
-    abs_rel, delta1 = score_sample(5.0 / gt + 0.5, sample, "disparity", (1e-3, 10.0))
-    assert abs_rel < 1e-5 and delta1 == 1.0
+    scores = score_sample(5.0 / gt + 0.5, sample, "disparity", (1e-3, 10.0))
+    assert scores["abs_rel"] < 1e-5 and scores["delta1"] == 1.0 and scores["edge_f1"] == pytest.approx(1.0)
+    assert np.isnan(scores["thin_abs_rel"])  # no thin mask: undefined, not 0
     empty = EvalSample(key="y", rgb=sample.rgb, depth=gt, mask=np.zeros_like(gt, bool))
     assert score_sample(gt, empty, "disparity", (1e-3, 10.0)) is None
 
@@ -101,7 +102,9 @@ def test_pair_datasets():
     with pytest.raises(ValueError, match="--root given 0 times"):
         pair_datasets(["nyuv2"], [])
     with pytest.raises(ValueError, match="unknown data set"):
-        pair_datasets(["middlebury"], ["/m"])
+        pair_datasets(["sintel"], ["/s"])
+    # like the world, middlebury needs no root (its frame ships with scikit-image)
+    assert pair_datasets(["middlebury", "kitti"], ["/k"]) == [("middlebury", ""), ("kitti", "/k")]
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +161,62 @@ def test_world_split_rendered_when_no_root(tiny_dav2, tmp_path):
     (res,) = run_eval([tiny_dav2], [("world", "")], cfg, out=tmp_path, input_size=56, progress=False)
     assert res.num_images == 4 and np.isfinite(res.abs_rel)
     assert (tmp_path / "cache").is_dir()
+
+
+def test_mean_and_se_by_hand():
+    from depthdistill.evaluation.runner import mean_and_se
+
+    mean, se = mean_and_se([1.0, 2.0, 3.0, float("nan")])  # NaN (undefined image) is left out
+    assert mean == pytest.approx(2.0) and se == pytest.approx(1.0 / np.sqrt(3))
+    assert np.isnan(mean_and_se([4.0])[1]) and mean_and_se([4.0])[0] == 4.0  # one image: no SE
+    assert all(np.isnan(v) for v in mean_and_se([]))
+
+
+def test_result_carries_every_metric_with_its_standard_error(tmp_path):
+    from depthdistill.evaluation.runner import evaluate_dataset
+
+    write_world(tmp_path, n=3)
+    data = open_benchmark("world", tmp_path)
+    gts = [np.full((24, 32), 1.5, np.float32) for _ in range(3)]
+    res = evaluate_dataset(OraclePredictor(gts), data, batch_size=2, progress=False)
+    summary = res.summary()
+    for metric in ("abs_rel", "delta1", "edge_f1", "thin_abs_rel"):
+        assert f"{metric}_se" in summary and metric in summary
+    values = [r["abs_rel"] for r in res.per_image]
+    assert summary["abs_rel_se"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(3))
+
+
+@pytest.mark.parametrize("kind", ["constant", "ramp"])
+def test_baselines_look_at_no_pixel(kind):
+    from depthdistill.evaluation.predictor import make_predictor
+    from depthdistill.evaluation.runner import score_sample
+
+    pred = make_predictor(f"baseline://{kind}", None)
+    a, b = pred.predict([np.zeros((6, 4, 3), np.uint8), np.full((6, 4, 3), 255, np.uint8)])
+    np.testing.assert_array_equal(a, b)  # the image content does not matter
+    assert a.shape == (6, 4)
+    if kind == "ramp":  # lower rows are nearer: disparity grows downwards, constant along a row
+        assert (np.diff(a[:, 0]) > 0).all() and (a == a[:, :1]).all()
+    # a scene whose disparity is exactly a vertical ramp: the ramp baseline is perfect on it
+    rows = np.linspace(1.0, 3.0, 6, dtype=np.float32)[:, None].repeat(4, 1)
+    sample = EvalSample(key="r", rgb=np.zeros((6, 4, 3), np.uint8), depth=1.0 / rows, mask=np.ones((6, 4), bool))
+    scores = score_sample(a, sample, pred.space, (1e-3, 10.0))
+    assert (scores["abs_rel"] < 1e-6) == (kind == "ramp")
+    with pytest.raises(ValueError, match="unknown baseline"):
+        make_predictor("baseline://median", None)
+
+
+def test_middlebury_frame_metric_depth_from_its_calibration():
+    pytest.importorskip("skimage")
+    from depthdistill.evaluation.middlebury import disparity_to_depth, load_frame
+
+    # Z = 193.001 mm * 994.978 px / (d + 31.086 px): by hand for d = 10 px
+    assert disparity_to_depth(np.array([[10.0, np.inf, np.nan]])) == pytest.approx(
+        np.array([[193.001 * 994.978 / 41.086 / 1000, 0.0, 0.0]], np.float32))
+    frame = load_frame()
+    assert frame.rgb.shape == (500, 741, 3) and frame.depth.shape == (500, 741)
+    known = frame.depth[frame.mask]
+    assert 0.85 < frame.mask.mean() < 0.99  # ~7% of the frame has no ground truth
+    assert 1.5 < known.min() and known.max() < 6.0  # a motorcycle 2-5 m from the camera
+    data = open_benchmark("middlebury", "")
+    assert len(data) == 1 and [s.key for s in data] == [frame.key]

@@ -12,15 +12,16 @@ import typer
 
 from depthdistill.commands import options
 
-DATASET_NAMES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "world")
+DATASET_NAMES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "world", "middlebury")
+NO_ROOT = ("world", "middlebury")  # rendered / bundled: a root is optional
 
 
 def pair_datasets(datasets: list[str], roots: list[str]) -> list[tuple[str, str]]:
     """--dataset / --root lists -> (name, root) pairs.
 
     `--dataset name=DIR` carries its own root. Otherwise roots pair with data sets in order;
-    when there are fewer roots than data sets, `world` entries take none (the rendered split)
-    and the roots go to the others in order.
+    when there are fewer roots than data sets, `world` and `middlebury` entries take none (the
+    rendered split, the frame bundled with scikit-image) and the roots go to the others in order.
     """
     pairs = [tuple(d.split("=", 1)) if "=" in d else (d, None) for d in datasets]
     for name, _ in pairs:
@@ -30,7 +31,7 @@ def pair_datasets(datasets: list[str], roots: list[str]) -> list[tuple[str, str]
     if len(roots) == len(open_slots):
         targets = open_slots
     else:
-        targets = [i for i in open_slots if pairs[i][0] != "world"]
+        targets = [i for i in open_slots if pairs[i][0] not in NO_ROOT]
         if len(roots) != len(targets):
             raise ValueError(f"--root given {len(roots)} times for {len(targets)} data sets that need one "
                              f"({', '.join(pairs[i][0] for i in targets)}); give one --root per data set in "

@@ -13,7 +13,7 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Render the embedded synthetic RGB-D world (export a split, draw a contact sheet).")
 
-SPLIT_HELP = "teacher-train | unlabeled | eval (disjoint random streams)"
+SPLIT_HELP = "teacher-train | unlabeled | val | eval (disjoint random streams)"
 
 
 @app.command("export")
@@ -26,7 +26,7 @@ def export(
     width: int = typer.Option(512, "--width"),
     fmt: str = typer.Option("png", "--fmt", help="RGB file format: png | jpg (depth is always 16-bit PNG)"),
     with_depth: bool | None = typer.Option(None, "--with-depth/--no-depth",
-                                    help="write depth/mask/thin maps (default: only for eval)"),
+                                    help="write depth/mask/thin maps (default: only for val and eval)"),
     workers: int = typer.Option(0, "--workers", help="render processes (0 = os.cpu_count())"),
 ) -> None:
     """Render images 0..n-1 of a split into OUT (uint16 mm depth PNGs, 0 = invalid)."""

@@ -19,7 +19,9 @@ Per set (METHOD.md's table): depth decoding, depth range, crop and evaluation ma
 - diode  <indoors|outdoors>/scene_*/scan_*/X.png + X_depth.npy + X_depth_mask.npy; the mask
          file alone is the valid mask; range 0.6-350 for clipping.
 - world  `depthdistill world export` layout: rgb/N.png, depth/N.png (uint16 mm, 0 = invalid),
-         mask/N.png (0/255), meta.json.
+         mask/N.png (0/255), thin/N.png (0/255 thin-structure pixels, optional), meta.json.
+- middlebury  one real Middlebury 2014 frame bundled with scikit-image (no root needed):
+         `evaluation.middlebury`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class EvalSample:
     rgb: np.ndarray  # uint8 [H, W, 3]
     depth: np.ndarray  # float32 [H, W] metres (0 where unknown)
     mask: np.ndarray  # bool [H, W] evaluation mask (range, crop and set mask applied)
+    thin: np.ndarray | None = None  # bool [H, W] thin-structure pixels, where the set marks them
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ SPECS: dict[str, BenchmarkSpec] = {
     "world": BenchmarkSpec("world", (1e-3, 65.536), "",
                            "rgb/N.png + depth/N.png (uint16 mm) + mask/N.png + meta.json",
                            "`depthdistill world export --split eval` (or leave the root empty)"),
+    "middlebury": BenchmarkSpec("middlebury", (1e-3, 10.0), "",
+                                "no files: skimage.data.stereo_motorcycle() (left image + disparity)",
+                                "`pip install scikit-image` (the frame ships inside it)"),
 }
 
 NYU_HW, NYU_EIGEN_CROP = (480, 640), (45, 471, 41, 601)  # y0, y1, x0, x1
@@ -206,11 +212,15 @@ def _load(spec: BenchmarkSpec, files: _Files, row: tuple[str, ...]) -> EvalSampl
         mask &= _eigen_nyu(depth)
     elif spec.name == "kitti":
         mask &= kitti_eigen_mask(depth.shape)
-    elif spec.name == "world":
+    thin = None
+    if spec.name == "world":
         mask &= _read_image(files, row[2]) > 127
+        thin_rel = row[2].replace("mask/", "thin/", 1)
+        thin = _read_image(files, thin_rel) > 127 if files.exists(thin_rel) else None
     if mask.shape != depth.shape:
         raise ValueError(f"{row[-1]}: mask {mask.shape} does not match depth {depth.shape}")
-    return EvalSample(key=row[0], rgb=np.ascontiguousarray(rgb), depth=np.ascontiguousarray(depth), mask=mask)
+    return EvalSample(key=row[0], rgb=np.ascontiguousarray(rgb), depth=np.ascontiguousarray(depth), mask=mask,
+                      thin=thin)
 
 
 def layout_message(name: str, what: str) -> str:
@@ -266,5 +276,10 @@ class BenchmarkDataset:
 
 
 def open_benchmark(name: str, root: str | Path) -> BenchmarkDataset:
-    """Open a benchmark root (folder or tar); raises DatasetLayoutError naming the layout."""
+    """Open a benchmark root (folder or tar); raises DatasetLayoutError naming the layout.
+    `middlebury` needs no root (its one frame ships with scikit-image)."""
+    if name == "middlebury":
+        from depthdistill.evaluation.middlebury import MiddleburyDataset
+
+        return MiddleburyDataset(root)
     return BenchmarkDataset(name, root)

@@ -6,8 +6,13 @@ A model is named by one string:
 - a local folder      a save_pretrained folder: a trained student, a DAv2 / DPT checkpoint, or a
                       GenPercept folder (it has `unet*/` and `vae/` subfolders);
 - a hub id            e.g. depth-anything/Depth-Anything-V2-Large-hf (GenPercept when the id
-                      names it).
-Loading goes through `depthdistill.models.load_teacher`, the one model-loading path.
+                      names it);
+- `baseline://constant` / `baseline://ramp`  trivial references that look at no pixel: a
+                      constant map, and "lower rows are nearer" (disparity growing linearly
+                      from the top row to the bottom one). A model that does not beat them on
+                      a data set knows nothing about its images.
+Loading goes through `depthdistill.models.load_teacher`, the one model-loading path;
+`make_predictor(spec, ...)` picks the baseline or the model predictor.
 
 Any aspect ratio: a teacher runs at one square input side (`input_size`, a multiple of its
 patch: 14 DAv2, 8 GenPercept). Each image is resized to that square (antialiased bilinear,
@@ -79,6 +84,39 @@ def _default_size(spec: str, kind: str, config: "StagesConfig") -> int:
     if spec.startswith("embedded://") or Path(spec).is_dir():
         return config.views.view_size  # the size our students and embedded teachers are trained at
     return HUB_INPUT_SIZE[kind]
+
+
+BASELINE_SCHEME = "baseline://"
+BASELINES = ("constant", "ramp")
+
+
+class BaselinePredictor:
+    """A trivial reference with DepthPredictor's interface: maps from the image size alone."""
+
+    def __init__(self, spec: str):
+        kind = spec[len(BASELINE_SCHEME):]
+        if kind not in BASELINES:
+            raise ValueError(f"--model {spec}: unknown baseline; use one of "
+                             + ", ".join(BASELINE_SCHEME + b for b in BASELINES))
+        self.spec, self.kind, self.space = spec, kind, "disparity"
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for img in images:
+            h, w = img.shape[:2]
+            if self.kind == "constant":
+                out.append(np.ones((h, w), np.float32))
+            else:  # disparity 1 .. 2 from the top row to the bottom one: lower rows are nearer
+                rows = np.linspace(1.0, 2.0, h, dtype=np.float32)[:, None]  # [H, 1]
+                out.append(np.ascontiguousarray(np.broadcast_to(rows, (h, w))))
+        return out
+
+
+def make_predictor(spec: str, config: "StagesConfig", **kwargs) -> "DepthPredictor | BaselinePredictor":
+    """The predictor of a --model string: a baseline:// reference or a model (DepthPredictor)."""
+    if spec.startswith(BASELINE_SCHEME):
+        return BaselinePredictor(spec)
+    return DepthPredictor(spec, config, **kwargs)
 
 
 class DepthPredictor:

@@ -20,7 +20,8 @@ PAPER_TABLE5 = {
     "Distill Any Depth-L (paper)": {"nyuv2": (0.043, 0.981), "kitti": (0.070, 0.949), "diode": (0.233, 0.753),
                                     "scannet": (0.043, 0.980), "eth3d": (0.054, 0.981)},
 }
-CSV_FIELDS = ("model", "dataset", "abs_rel", "delta1", "num_images", "num_skipped", "space", "seconds")
+CSV_FIELDS = ("model", "dataset", "abs_rel", "abs_rel_se", "delta1", "delta1_se", "edge_f1", "edge_f1_se",
+              "thin_abs_rel", "thin_abs_rel_se", "num_images", "num_skipped", "space", "seconds")
 
 
 def _cell(abs_rel: float, delta1: float) -> str:
@@ -63,7 +64,7 @@ def write_results(results: Sequence["DatasetResult"], out: str | Path, extra: di
                "results": [{**r.summary(), "skipped": [list(s) for s in r.skipped]} for r in results]}
     paths["json"].write_text(json.dumps(payload, indent=2, allow_nan=True))
     with paths["csv"].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for r in results:
             writer.writerow(r.summary())

@@ -1,9 +1,13 @@
-"""The eval loop: models x benchmarks -> per-image AbsRel / delta1 -> one result per pair.
+"""The eval loop: models x benchmarks -> per-image metrics -> one result per pair.
 
 Protocol: `depthdistill.depth.evaluate_depth`, the project's one implementation (least-squares
 scale and shift in the model's space, disparity models against 1/GT, clip, invert, clip to the
 set's range, per-image metrics). The prediction is brought to the GT resolution with bilinear
 interpolation (`views.resize`), as Marigold resizes its prediction to the GT size.
+
+Metrics per image (`METRICS`): AbsRel and delta1 on the evaluation mask, depth-edge F1, and
+AbsRel on thin-structure pixels where the set has a thin mask (the world). A result holds the
+plain mean over images and its standard error (sample std / sqrt(n), NaN for one image).
 """
 
 from __future__ import annotations
@@ -24,9 +28,20 @@ from depthdistill.evaluation.datasets import (SPECS, BenchmarkDataset, DatasetLa
 
 if TYPE_CHECKING:
     from depthdistill.config import StagesConfig
-    from depthdistill.evaluation.predictor import DepthPredictor
+    from depthdistill.evaluation.predictor import BaselinePredictor, DepthPredictor
 
 logger = logging.getLogger(__name__)
+
+
+METRICS = ("abs_rel", "delta1", "edge_f1", "thin_abs_rel")
+
+
+def mean_and_se(values: Iterable[float]) -> tuple[float, float]:
+    """(mean, standard error of the mean) over the finite values; NaN where undefined."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return math.nan, math.nan
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
 
 
 @dataclass
@@ -40,16 +55,22 @@ class DatasetResult:
     space: str
     seconds: float
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    per_image: list[dict] = field(default_factory=list)  # key, abs_rel, delta1
+    per_image: list[dict] = field(default_factory=list)  # key + every METRICS value
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {"mean", "se", "n"}
 
     def summary(self) -> dict:
-        return {k: getattr(self, k) for k in
+        base = {k: getattr(self, k) for k in
                 ("model", "dataset", "abs_rel", "delta1", "num_images", "num_skipped", "space", "seconds")}
+        for metric, st in self.stats.items():
+            base[f"{metric}_se"] = st["se"]
+            if metric not in base:
+                base[metric] = st["mean"]
+        return base
 
 
 def score_sample(pred: np.ndarray, sample: EvalSample, space: str,
-                 depth_range: tuple[float, float]) -> tuple[float, float] | None:
-    """One image: raw prediction (any size) -> (abs_rel, delta1), None if no valid GT pixel."""
+                 depth_range: tuple[float, float]) -> dict[str, float] | None:
+    """One image: raw prediction (any size) -> {metric: value}, None if no valid GT pixel."""
     import torch
 
     from depthdistill.depth import evaluate_depth
@@ -62,8 +83,9 @@ def score_sample(pred: np.ndarray, sample: EvalSample, space: str,
         p = resize(p, sample.depth.shape)  # [1, H, W] bilinear to the GT size
     gt = torch.from_numpy(sample.depth)[None]  # [1, H, W]
     mask = torch.from_numpy(sample.mask)[None]  # [1, H, W]
-    metrics = evaluate_depth(p, gt, mask, space=space, depth_range=depth_range)
-    return float(metrics["abs_rel"][0]), float(metrics["delta1"][0])
+    thin = torch.from_numpy(sample.thin)[None] if sample.thin is not None else None  # [1, H, W]
+    metrics = evaluate_depth(p, gt, mask, space=space, depth_range=depth_range, thin=thin)
+    return {k: float(metrics[k][0]) for k in METRICS}
 
 
 def _batches(items: Iterable[EvalSample], n: int) -> Iterable[list[EvalSample]]:
@@ -72,7 +94,7 @@ def _batches(items: Iterable[EvalSample], n: int) -> Iterable[list[EvalSample]]:
         yield batch
 
 
-def evaluate_dataset(predictor: "DepthPredictor", data: BenchmarkDataset, *, batch_size: int = 8,
+def evaluate_dataset(predictor: "DepthPredictor | BaselinePredictor", data: BenchmarkDataset, *, batch_size: int = 8,
                      progress: bool = True) -> DatasetResult:
     from tqdm.auto import tqdm
 
@@ -88,18 +110,21 @@ def evaluate_dataset(predictor: "DepthPredictor", data: BenchmarkDataset, *, bat
             if scores is None:
                 no_gt.append((sample.key, "no valid ground-truth pixel in the mask"))
             else:
-                per_image.append({"key": sample.key, "abs_rel": scores[0], "delta1": scores[1]})
+                per_image.append({"key": sample.key, **scores})
         bar.update(len(batch))
     bar.close()
     skipped = data.skipped[:] + no_gt
     data.skipped[skipped_before:] = []  # decode failures belong to this pass only
-    n = len(per_image)
+    stats = {}
+    for metric in METRICS:
+        values = [r[metric] for r in per_image]
+        mean, se = mean_and_se(values)
+        stats[metric] = {"mean": mean, "se": se, "n": sum(math.isfinite(v) for v in values)}
     return DatasetResult(
-        model=predictor.spec, dataset=data.spec.name,
-        abs_rel=float(np.mean([r["abs_rel"] for r in per_image])) if n else math.nan,
-        delta1=float(np.mean([r["delta1"] for r in per_image])) if n else math.nan,
-        num_images=n, num_skipped=len(skipped), space=predictor.space,
-        seconds=time.perf_counter() - start, skipped=skipped, per_image=per_image)
+        model=predictor.spec, dataset=data.spec.name, abs_rel=stats["abs_rel"]["mean"],
+        delta1=stats["delta1"]["mean"], num_images=len(per_image), num_skipped=len(skipped),
+        space=predictor.space, seconds=time.perf_counter() - start, skipped=skipped,
+        per_image=per_image, stats=stats)
 
 
 def world_eval_root(config: "StagesConfig", cache: str | Path) -> Path:
@@ -123,7 +148,7 @@ def open_datasets(pairs: Sequence[tuple[str, str]], config: "StagesConfig",
     for name, root in pairs:
         if name == "world" and not root:
             root = str(world_eval_root(config, cache))
-        elif not root:
+        elif not root and name != "middlebury":
             raise DatasetLayoutError(layout_message(name, f"no --root given for data set '{name}'")
                                      if name in SPECS else f"unknown data set {name!r}; choose one of {sorted(SPECS)}")
         opened.append(open_benchmark(name, root))
@@ -134,14 +159,14 @@ def run_eval(models: Sequence[str], pairs: Sequence[tuple[str, str]], config: "S
              device: str = "cpu", batch_size: int | None = None, input_size: int | None = None,
              out: str | Path | None = None, progress: bool = True) -> list[DatasetResult]:
     """Every model on every data set; writes results.json / results.csv / per_image.jsonl to `out`."""
-    from depthdistill.evaluation.predictor import DepthPredictor
+    from depthdistill.evaluation.predictor import make_predictor
     from depthdistill.evaluation.report import write_results
 
     out = Path(out or config.eval.out)
     datasets = open_datasets(pairs, config, out / "cache")
     results = []
     for spec in models:
-        predictor = DepthPredictor(spec, config, device=device, input_size=input_size)
+        predictor = make_predictor(spec, config, device=device, input_size=input_size)
         for data in datasets:
             res = evaluate_dataset(predictor, data, batch_size=batch_size or config.eval.batch_size,
                                    progress=progress)

@@ -2,7 +2,7 @@
 
     render(split, index, seed=0, height=384, width=512) -> WorldSample
     export_split(split, n, out, ...) -> Path        # rgb/, depth/, mask/, thin/, meta.json
-    SPLITS = ("teacher-train", "unlabeled", "eval")  # disjoint random streams
+    SPLITS = ("teacher-train", "unlabeled", "val", "eval")  # disjoint random streams
 
 Modules: camera (pinhole, rays), primitives (plane/sphere/box/cylinder intersections),
 textures, raycast (visibility, shading, shadows), scenes (random rooms and streets),

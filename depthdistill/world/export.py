@@ -6,7 +6,7 @@
     out/thin/000000.png                uint8 0 / 255 thin-structure mask
     out/meta.json                      split, seed, size, per-image intrinsics and scene kind
 
-Depth, mask and thin maps are written for `eval` (or with `with_depth=True`). Images render in
+Depth, mask and thin maps are written for `val` and `eval` (or with `with_depth=True`). Images render in
 a process pool when there are many; every file depends only on (split, index, seed), so the
 output is the same for any number of workers.
 """
@@ -73,7 +73,7 @@ def export_split(split: str, n: int, out, *, seed: int = 0, height: int = 384, w
         raise ValueError(f"--n {n}: the number of images to export must be > 0")
     if fmt not in FORMATS:
         raise ValueError(f"--fmt {fmt!r}: choose one of {FORMATS}")
-    with_depth = split == "eval" if with_depth is None else bool(with_depth)
+    with_depth = split in ("val", "eval") if with_depth is None else bool(with_depth)
     out = Path(out)
     for sub in ("rgb",) + (("depth", "mask", "thin") if with_depth else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """The world's public entry: `render(split, index, seed=...)`, deterministic and split-disjoint.
 
 Each (split, index, seed) seeds its own numpy Generator from sha256 of the three, so the
-`teacher-train`, `unlabeled` and `eval` splits draw from unrelated random streams: no scene is
-shared between splits, and the same triple always renders the same arrays on any machine.
+`teacher-train`, `unlabeled`, `val` and `eval` splits draw from unrelated random streams: no scene
+is shared between splits, and the same triple always renders the same arrays on any machine.
+`val` is where settings are chosen (the trainer's periodic eval, `make science`'s choices);
+`eval` is only scored, never tuned on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from depthdistill.world.camera import Camera
 from depthdistill.world.raycast import Scene, WorldSample, render_scene
 from depthdistill.world.scenes import random_scene
 
-SPLITS = ("teacher-train", "unlabeled", "eval")
+SPLITS = ("teacher-train", "unlabeled", "val", "eval")
 MIN_SIZE = 16
 
 
