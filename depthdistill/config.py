@@ -135,9 +135,18 @@ class TrainConfig:
     w_grad: float = 2.0
     norm_sc: Literal["global", "hybrid", "local", "none"] = "hybrid"
     norm_lg: Literal["global", "hybrid", "local", "none"] = "hybrid"
-    norm_grad: Literal["global", "hybrid", "local", "none"] = "hybrid"
+    # gradient matching on the globally normalized residual: the MiDaS / Depth Anything convention
+    # (hybrid's context-averaged residual jumps at the teacher's bin edges; docs/science/README.md)
+    norm_grad: Literal["global", "hybrid", "local", "none"] = "global"
     feat_alpha: float = 0.85
     feat_reduce: Literal["kept", "all"] = "kept"
+    # L_feat's frozen encoder: auto = the pretrained weights the student starts from (init_from),
+    # none for a random student; off; or a model id / folder / embedded://NAME of the student's width
+    feat_reference: str = "auto"
+    # scale-drift guard: w_anchor * mean_b (log median(pred_b) - log anchor)^2; the anchor is
+    # anchor_median, or (0) the student's median output on its first batch
+    w_anchor: float = 0.0
+    anchor_median: float = 0.0
     grad_scales: int = 4
     num_workers: int = 0
     shuffle_buffer: int = 64
@@ -151,14 +160,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "grad_accum", "grad_scales", "eval_every", "ckpt_every"):
             _check(getattr(self, key) >= 1, f"train.{key}", getattr(self, key), "use 1 or more")
-        for key in ("lr_encoder", "lr_decoder", "weight_decay", "grad_clip", "warmup_steps",
-                    "w_sc", "w_lg", "w_feat", "w_grad", "num_workers", "shuffle_buffer", "eval_images"):
+        for key in ("lr_encoder", "lr_decoder", "weight_decay", "grad_clip", "warmup_steps", "w_sc", "w_lg",
+                    "w_feat", "w_grad", "w_anchor", "anchor_median", "num_workers", "shuffle_buffer",
+                    "eval_images"):
             _check(getattr(self, key) >= 0, f"train.{key}", getattr(self, key), "use a value >= 0")
         _check(self.w_sc + self.w_lg + self.w_feat + self.w_grad > 0, "train.w_*", 0.0,
                "at least one loss weight must be positive")
         _check(0.0 < self.feat_alpha <= 1.0, "train.feat_alpha", self.feat_alpha, "use a cosine threshold in (0, 1]")
         _check(self.init == "random" or bool(self.init_from) or self.student not in ("tiny", "small", "base", "large"),
                "train.init_from", self.init_from, f"init '{self.init}' needs train.init_from (a model id or folder)")
+        _check(bool(self.feat_reference.strip()), "train.feat_reference", self.feat_reference,
+               "use auto, off, or a model id / folder / embedded://NAME")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -66,7 +66,7 @@ BAD_VALUES = [
     ("train.norm_sc", "ssi", "train.norm_sc: got 'ssi'"),
     ("train.steps", 1.5, "train.steps: got 1.5; use an integer"),
     ("train.strict", "yes", "train.strict: got 'yes'; use true or false"),
-    ("eval.datasets.0.name", "middlebury", "eval.datasets[0].name: got 'middlebury'"),
+    ("eval.datasets.0.name", "sintel", "eval.datasets[0].name: got 'sintel'"),
 ]
 
 

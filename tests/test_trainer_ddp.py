@@ -17,7 +17,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, world: int, port: int, store: str, out: str) -> None:
+def _rank_main(rank: int, world: int, port: int, store: str, out: str, reference: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -38,7 +38,7 @@ def _rank_main(rank: int, world: int, port: int, store: str, out: str) -> None:
         return real_step(state, *a, **kw)
 
     tdata.DataPosition.update, loop.train_step = update, step
-    loop.train(tiny_config(steps=4, num_workers=0, w_feat=0.5), store, out)
+    loop.train(tiny_config(steps=4, num_workers=0, w_feat=0.5, feat_reference=reference, w_anchor=0.1), store, out)
     Path(out, f"keys{rank}.json").write_text(json.dumps(keys))
     torch.save(holder["model"].state_dict(), Path(out, f"weights{rank}.pt"))
 
@@ -49,9 +49,13 @@ def test_two_gloo_ranks_disjoint_samples_identical_weights(tmp_path: Path) -> No
 
     from test_trainer_data import make_store
 
+    from depthdistill.models.configs import build_dav2
+
     store = make_store(tmp_path, num_shards=4, per_shard=4)
     out = tmp_path / "run"
-    mp.spawn(_rank_main, args=(2, _free_port(), str(store), str(out)), nprocs=2, join=True)
+    build_dav2("tiny", seed=1).save_pretrained(tmp_path / "reference")  # L_feat's frozen encoder
+    mp.spawn(_rank_main, args=(2, _free_port(), str(store), str(out), str(tmp_path / "reference")), nprocs=2,
+             join=True)
     k0, k1 = (json.loads((out / f"keys{r}.json").read_text()) for r in range(2))
     first_epoch0 = {k for b in k0[:4] for k in b}  # 4 batches x 2 = 8 samples = one rank-epoch
     first_epoch1 = {k for b in k1[:4] for k in b}

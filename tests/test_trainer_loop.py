@@ -30,6 +30,16 @@ def store(tmp_path_factory) -> Path:
     return make_store(tmp_path_factory.mktemp("loop"), num_shards=2, per_shard=4)
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> str:
+    """A pretrained-looking tiny DAv2 folder: L_feat's frozen encoder for random-init students."""
+    from depthdistill.models.configs import build_dav2
+
+    folder = tmp_path_factory.mktemp("reference") / "dav2-tiny-ref"
+    build_dav2("tiny", seed=1).save_pretrained(folder)
+    return str(folder)
+
+
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return ckpt.load_checkpoint(path)["model"]
 
@@ -38,10 +48,11 @@ class Killed(Exception):
     pass
 
 
-def test_killed_and_resumed_run_matches_straight_run(tmp_path: Path, store: Path, monkeypatch) -> None:
-    cfg = tiny_config()
+def test_killed_and_resumed_run_matches_straight_run(tmp_path: Path, store: Path, reference: str,
+                                                     monkeypatch) -> None:
+    cfg = tiny_config(feat_reference=reference, w_anchor=0.1)
     straight = loop.train(cfg, store, tmp_path / "a")
-    assert straight.steps == 6 and set(straight.last_terms) >= {"sc", "lg", "feat", "grad", "total"}
+    assert straight.steps == 6 and set(straight.last_terms) >= {"sc", "lg", "feat", "grad", "anchor", "total"}
 
     real_log = loop.log_step
 

@@ -75,9 +75,24 @@ def fixed_batch(index: int) -> dict:
 
 def run_step() -> dict[str, float]:
     """One real `loop.train_step` of a seeded tiny student over the two fixed micro-batches
-    (`grad_accum=2`, one per teacher); the frozen encoder is perturbed so L_feat is not 0."""
+    (`grad_accum=2`, one per teacher); the frozen encoder is perturbed so L_feat is not 0.
+
+    The settings of the golden run are spelled out where the defaults have changed since:
+    gradient matching on the hybrid residual, and L_feat's reference = the student's own initial
+    encoder (saved to a folder and named as `feat_reference`: the same weights)."""
+    import tempfile
+
+    from depthdistill.models.student import build_student
+
+    with tempfile.TemporaryDirectory(prefix="golden-ref-") as reference:
+        build_student("tiny", seed=0).save_pretrained(reference)
+        return _run_step(reference)
+
+
+def _run_step(reference: str) -> dict[str, float]:
     tc = TrainConfig(student="tiny", init="random", steps=10, batch_size=len(SIDES), grad_accum=2, lr_encoder=1e-3,
-                     lr_decoder=1e-2, warmup_steps=0, amp="off", eval_images=0, seed=0)
+                     lr_decoder=1e-2, warmup_steps=0, amp="off", eval_images=0, seed=0, norm_grad="hybrid",
+                     feat_reference=reference)
     config = StagesConfig(views=ViewsConfig(view_size=V, crop_min=V + 8, patch_size=P, max_grid=3),
                           teachers=(TeacherConfig(name="dav2", weight=0.5, input_size=V),
                                     TeacherConfig(name="gp", weight=0.5, input_size=V)), train=tc)

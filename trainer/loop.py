@@ -35,7 +35,7 @@ from depthdistill.models import student as students
 from . import checkpoint as ckpt
 from . import data as tdata
 from .export import export_student
-from .losses import DistillationLoss
+from .losses import TERMS, DistillationLoss
 from .optim import PolyWarmupSchedule, amp_dtype, build_optimizer, clip_and_norm, grad_scaler
 
 logger = logging.getLogger(__name__)
@@ -98,35 +98,35 @@ def gather_objects(obj: Any, dist: Dist) -> list[Any]:
 # ----------------------------------------------------------------------------- eval
 
 
-def evaluate_student(model, config, device: torch.device) -> dict[str, float]:
-    """AbsRel / delta1 of the student on `train.eval_images` images of the world eval split."""
-    from depthdistill.depth import evaluate_depth
-    from depthdistill.views import resize
-    from depthdistill.world import render
+def evaluate_student(model, config, device: torch.device, dataset=None) -> dict[str, float]:
+    """The student scored by the evaluation runner (`evaluate_dataset`, the protocol and metrics
+    of `depthdistill eval`) on `train.eval_images` renders of the world's `val` split: settings
+    are chosen there, never on `eval`. The student runs as its export would (`DepthPredictor`)."""
+    from depthdistill.evaluation.predictor import DepthPredictor, InMemoryStudent
+    from depthdistill.evaluation.runner import evaluate_dataset
 
-    side = config.views.view_size
+    data = dataset or _eval_dataset(config)
     was_training = model.training
     model.eval()
-    results: dict[str, list[float]] = {"abs_rel": [], "delta1": []}
-    for i in range(config.train.eval_images):
-        sample = _EVAL_CACHE.get(i) or _EVAL_CACHE.setdefault(i, render("eval", i))
-        h, w = sample.rgb.shape[:2]
-        size = (side, max(14, round(side * w / h / 14) * 14))  # short side = view size, multiple of 14
-        rgb = torch.from_numpy(resize(sample.rgb, size)).permute(2, 0, 1)[None].to(device)  # [1, 3, h', w']
-        with torch.no_grad():
-            pred = model(pixel_values=students.normalize_images(rgb)).predicted_depth.float().cpu()  # [1, h', w']
-        pred = resize(pred, (h, w))  # [1, H, W]
-        gt = torch.from_numpy(sample.depth)[None]  # [1, H, W] metres
-        mask = torch.from_numpy(sample.valid)[None] & (gt > _WORLD_RANGE[0]) & (gt < _WORLD_RANGE[1])
-        m = evaluate_depth(pred, gt, mask, space="disparity", depth_range=_WORLD_RANGE)
-        for k in results:
-            results[k].append(float(m[k][0]))
-    model.train(was_training)
-    return {k: sum(v) / max(1, len(v)) for k, v in results.items()}
+    try:
+        predictor = DepthPredictor.wrap("student", InMemoryStudent(model, device), input_size=config.views.view_size)
+        result = evaluate_dataset(predictor, data, progress=False)
+    finally:
+        model.train(was_training)
+    return {k: v["mean"] for k, v in result.stats.items()}
 
 
-_EVAL_CACHE: dict[int, Any] = {}
-_WORLD_RANGE = (1e-3, 65.536)  # evaluation.datasets SPECS["world"]
+_EVAL_DATA: dict[tuple, Any] = {}
+
+
+def _eval_dataset(config):
+    """The trainer's eval renders (val split), rendered once per process."""
+    from depthdistill.evaluation.rendered import RenderedWorldDataset
+
+    key = (config.train.eval_images, tuple(config.images.image_size))
+    if key not in _EVAL_DATA:
+        _EVAL_DATA[key] = RenderedWorldDataset("val", config.train.eval_images, image_hw=key[1])
+    return _EVAL_DATA[key]
 
 
 @dataclass
@@ -146,7 +146,7 @@ class RunState:
 
     model: Any  # DepthAnythingForDepthEstimation
     net: Any  # StudentWithTokens, DDP-wrapped when distributed
-    frozen: Any  # frozen initial backbone or None
+    frozen: Any  # L_feat's frozen reference encoder (train.feat_reference) or None
     optimizer: Any
     schedule: PolyWarmupSchedule
     scaler: Any
@@ -157,6 +157,7 @@ class RunState:
     skipped_steps: int = 0
     rng: dict | None = None
     pending_best: bool = False
+    anchor: float | None = None  # L_anchor's median output (train.anchor_median or the first batch's)
 
 
 def build_state(config, dist: Dist, resume_from: Path | None) -> RunState:
@@ -168,13 +169,19 @@ def build_state(config, dist: Dist, resume_from: Path | None) -> RunState:
         model = students.model_from_args(saved["model_args"])
         model.load_state_dict(saved["model"])
     model.to(dist.device).train()
-    # L_feat's reference: the *initial* encoder. On resume it comes from the checkpoint.
+    # L_feat's reference encoder (train.feat_reference); on resume its weights come from the checkpoint
     frozen = None
-    if tc.w_feat > 0:
-        frozen = students.frozen_encoder(model)
-        if saved is not None:
+    source = students.feature_reference_source(tc.feat_reference, tc.init, tc.init_from, tc.student)
+    if tc.w_feat > 0 and source:
+        frozen = students.reference_encoder(source, model)
+        if saved is not None and saved.get("frozen_encoder") is not None:
             frozen.load_state_dict(saved["frozen_encoder"])
         frozen.to(dist.device)
+        logger.info("L_feat aligns to the frozen encoder of %s", source)
+    elif tc.w_feat > 0:
+        logger.warning("L_feat is off: train.feat_reference %r names no pretrained encoder for a %s-init "
+                       "student (set it to a model of the student's width to align to one)", tc.feat_reference,
+                       tc.init)
     net = students.with_tokens(model)
     if dist.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
@@ -187,6 +194,7 @@ def build_state(config, dist: Dist, resume_from: Path | None) -> RunState:
         state.scaler.load_state_dict(saved["scaler"])
         state.step, state.best = saved["step"], saved["best"]
         state.skipped_steps = saved.get("skipped_steps", 0)
+        state.anchor = saved.get("anchor")
         ranks = saved["data"]["ranks"]
         if len(ranks) == dist.world_size:
             state.position = tdata.DataPosition.from_state(ranks[dist.rank])
@@ -211,7 +219,7 @@ def save(state: RunState, config, dist: Dist, path: Path) -> None:
             "optimizer": state.optimizer.state_dict(), "scheduler": state.schedule.state_dict(),
             "scaler": state.scaler.state_dict(), "rng": rngs, "step": state.step,
             "data": {"ranks": positions}, "config": config.to_dict(), "best": state.best,
-            "skipped_steps": state.skipped_steps}
+            "skipped_steps": state.skipped_steps, "anchor": state.anchor}
     try:
         ckpt.save_checkpoint(path, blob)
     except ckpt.CheckpointWriteError as exc:
@@ -243,7 +251,9 @@ def train_step(state: RunState, batches, sampler: tdata.TeacherSampler, loss_fn:
             with torch.autocast(dist.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 pred, tokens = state.net(pixels)  # [B, V, V], [B, N, C]
                 frozen_tokens = students.encoder_tokens(state.frozen, pixels) if loss_fn.needs_features else None
-            loss, terms = loss_fn(pred.float(), batch, tokens, frozen_tokens)
+            if state.anchor is None:  # the first batch fixes the level the scale guard holds
+                state.anchor = tc.anchor_median or first_batch_anchor(pred, dist)
+            loss, terms = loss_fn(pred.float(), batch, tokens, frozen_tokens, anchor=state.anchor)
             state.scaler.scale(loss / tc.grad_accum).backward()
         finite &= bool(torch.isfinite(loss.detach()))
         for k, v in terms.items():
@@ -264,13 +274,21 @@ def train_step(state: RunState, batches, sampler: tdata.TeacherSampler, loss_fn:
     return sums
 
 
+def first_batch_anchor(pred: torch.Tensor, dist: Dist) -> float:
+    """The median output of the first batch (rank 0's, broadcast: every rank holds one level)."""
+    value = torch.tensor([max(float(pred.detach().float().median()), 1e-6)], device=dist.device)
+    if dist.world_size > 1:
+        torch.distributed.broadcast(value, 0)  # sync point
+    return float(value.item())
+
+
 def log_step(writer, bar, stats: dict[str, float], step: int, seconds: float) -> None:
     if writer is None:
         return
     for key, value in stats.items():
         if key == "samples":
             continue
-        tag = key if "/" in key else (f"loss/{key}" if key in ("sc", "lg", "feat", "grad", "total") else f"train/{key}")
+        tag = key if "/" in key else (f"loss/{key}" if key in TERMS + ("total",) else f"train/{key}")
         writer.add_scalar(tag, value, step)
     writer.add_scalar("train/samples_per_s", stats["samples"] / max(seconds, 1e-9), step)
     bar.set_postfix(loss=f"{stats['total']:.4f}", med=f"{stats['median_output']:.3g}")
@@ -336,6 +354,8 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
             ckpt.set_rng_state(state.rng)
         sampler = tdata.TeacherSampler({t.name: t.weight for t in config.teachers}, seed=tc.seed)
         loss_fn = DistillationLoss(tc)
+        if state.frozen is None:
+            loss_fn.without_features()
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(config.to_json())

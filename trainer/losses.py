@@ -15,9 +15,18 @@
 - `GradientMatchingLoss` (L_grad): MiDaS multi-scale gradient matching on the normalized
   residual (`train.norm_grad`), each scale divided by its own valid count, summed over
   `grad_scales` scales (the MiDaS convention `w_grad` refers to).
-- `DistillationLoss`: the weighted sum; returns (total, {term: value}). Terms with weight 0
-  are not computed. When L_sc and L_grad use the same normalization (the default) they share
-  one normalization pass (`depth.dis_and_gradient_loss`).
+- `ScaleAnchorLoss` (L_anchor, the scale-drift guard): every normalized term above is blind to
+  the student's output level, so nothing stops it drifting (Distill-Any-Depth issue #36: the
+  output grows all training). `mean_b (log median(pred_b) - log anchor)^2` holds the median
+  output at the anchor (`train.anchor_median`, or the student's first-batch median); its weight
+  `w_anchor` is 0 (off) by default.
+- `DistillationLoss`: the weighted sum; returns (total, {term: value}) with the names in
+  `TERMS`. Terms with weight 0 are not computed. When L_sc and L_grad use the same
+  normalization they share one normalization pass (`depth.dis_and_gradient_loss`).
+
+Batch means count only the samples (and patches) the term is defined on: at least 2 valid
+pixels for the normalizing kinds (median and MAD of one pixel normalize it to 0), at least 1
+for `none`; a sample with too few pixels contributes nothing and is not counted.
 
 All maps are disparity `[B, H, W]` with bool masks; every term is a scalar tensor.
 """
@@ -30,9 +39,17 @@ from torch import nn
 from depthdistill import depth, views
 
 
-def _mean_over_valid(per_sample: torch.Tensor, has_pixels: torch.Tensor) -> torch.Tensor:
-    """Mean of `per_sample [B]` over samples with any valid pixel (0 if none, keeps the graph)."""
-    weight = has_pixels.to(per_sample.dtype)  # [B]
+TERMS = ("sc", "lg", "feat", "grad", "anchor")  # DistillationLoss's terms, as logged (loss/<name>)
+
+
+def defined(mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """Which maps of `mask [B, H, W]` a loss of normalization `kind` is defined on. -> bool [B]"""
+    return mask.flatten(1).sum(1) >= (1 if kind == "none" else 2)
+
+
+def _mean_over_valid(per_sample: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """Mean of `per_sample [B]` over the counted samples (0 if none, keeps the graph)."""
+    weight = counted.to(per_sample.dtype)  # [B]
     return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -44,7 +61,7 @@ class SharedContextLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # pred, target [B, H, W] float; mask [B, H, W] bool
         per_sample = depth.dis_loss(pred, target, mask, kind=self.norm)  # [B]
-        return _mean_over_valid(per_sample, mask.flatten(1).any(1))
+        return _mean_over_valid(per_sample, defined(mask, self.norm))
 
 
 class LocalGlobalLoss(nn.Module):
@@ -76,7 +93,7 @@ class LocalGlobalLoss(nn.Module):
             labels = views.resize(patches[b_idx, k_idx], (h, w))  # [n, h, w]
             mask = views.resize(patch_mask[b_idx, k_idx].float(), (h, w)) > 0.999  # [n, h, w]
             per_patch = depth.dis_loss(crops, labels, mask, kind=self.norm)  # [n]
-            has = mask.flatten(1).any(1).to(per_patch.dtype)  # [n]
+            has = defined(mask, self.norm).to(per_patch.dtype)  # [n]
             owner = b_idx.to(pred.device)  # [n]
             sums = sums.index_add(0, owner, per_patch * has)
             counts = counts.index_add(0, owner, has)
@@ -123,7 +140,16 @@ class GradientMatchingLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         per_sample = depth.gradient_matching_loss(pred, target, mask, kind=self.norm, scales=self.scales)  # [B]
-        return _mean_over_valid(per_sample, mask.flatten(1).any(1))
+        return _mean_over_valid(per_sample, defined(mask, self.norm))
+
+
+class ScaleAnchorLoss(nn.Module):
+    """The scale-drift guard: mean_b (log median(pred_b) - log anchor)^2 over the whole map."""
+
+    def forward(self, pred: torch.Tensor, anchor: float) -> torch.Tensor:
+        # pred [B, H, W]; anchor > 0 (the median output to hold)
+        med = pred.flatten(1).median(dim=1).values.clamp_min(1e-6)  # [B]
+        return ((med.log() - torch.log(torch.tensor(float(anchor), device=pred.device))) ** 2).mean()
 
 
 def shared_context_and_gradient(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, norm: str,
@@ -131,8 +157,8 @@ def shared_context_and_gradient(pred: torch.Tensor, target: torch.Tensor, mask: 
     """(L_sc, L_grad) from one normalization (`depth.dis_and_gradient_loss`); equal to
     `SharedContextLoss(norm)` and `GradientMatchingLoss(norm, scales)` called separately."""
     dis, grad = depth.dis_and_gradient_loss(pred, target, mask, kind=norm, scales=scales)  # [B], [B]
-    has = mask.flatten(1).any(1)  # [B]
-    return _mean_over_valid(dis, has), _mean_over_valid(grad, has)
+    counted = defined(mask, norm)  # [B]
+    return _mean_over_valid(dis, counted), _mean_over_valid(grad, counted)
 
 
 class DistillationLoss(nn.Module):
@@ -140,19 +166,29 @@ class DistillationLoss(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
-        self.weights = {"sc": cfg.w_sc, "lg": cfg.w_lg, "feat": cfg.w_feat, "grad": cfg.w_grad}
+        self.weights = {"sc": cfg.w_sc, "lg": cfg.w_lg, "feat": cfg.w_feat, "grad": cfg.w_grad,
+                        "anchor": cfg.w_anchor}
+        assert tuple(self.weights) == TERMS
         self.sc = SharedContextLoss(cfg.norm_sc)
         self.lg = LocalGlobalLoss(cfg.norm_lg)
         self.feat = FeatureAlignmentLoss(cfg.feat_alpha, cfg.feat_reduce)
         self.grad = GradientMatchingLoss(cfg.norm_grad, cfg.grad_scales)
+        self.anchor = ScaleAnchorLoss()
 
     @property
     def needs_features(self) -> bool:
         return self.weights["feat"] > 0
 
+    def without_features(self) -> "DistillationLoss":
+        """The same loss with L_feat off (no reference encoder: `train.feat_reference` resolved to none)."""
+        self.weights["feat"] = 0.0
+        return self
+
     def forward(self, pred: torch.Tensor, batch: dict, tokens: torch.Tensor | None = None,
-                frozen_tokens: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """pred [B, V, V] student disparity; batch: one teacher's labels (data.select_teacher)."""
+                frozen_tokens: torch.Tensor | None = None,
+                anchor: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """pred [B, V, V] student disparity; batch: one teacher's labels (data.select_teacher);
+        anchor: the median output L_anchor holds (needed when w_anchor > 0)."""
         pred = pred.float()
         terms: dict[str, torch.Tensor] = {}
         if self.weights["sc"] > 0 and self.weights["grad"] > 0 and self.sc.norm == self.grad.norm:
@@ -170,5 +206,9 @@ class DistillationLoss(nn.Module):
             terms["feat"] = self.feat(tokens, frozen_tokens)
         if self.weights["grad"] > 0 and "grad" not in terms:
             terms["grad"] = self.grad(pred, batch["label"], batch["label_mask"])
+        if self.weights["anchor"] > 0:
+            if anchor is None:
+                raise ValueError("train.w_anchor > 0 needs the anchor median (train.anchor_median or the first batch's)")
+            terms["anchor"] = self.anchor(pred, anchor)
         total = sum(self.weights[k] * v for k, v in terms.items())
         return total, terms

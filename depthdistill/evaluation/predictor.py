@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
+    import torch
+
     from depthdistill.config import StagesConfig, TeacherConfig
 
 logger = logging.getLogger(__name__)
@@ -135,6 +137,15 @@ class DepthPredictor:
         self.input_size = self.cfg.input_size
         logger.info("loaded %s (%s, %s space) at input %d", spec, self.cfg.kind, self.space, self.input_size)
 
+    @classmethod
+    def wrap(cls, spec: str, model, *, input_size: int, batch_size: int = 8) -> "DepthPredictor":
+        """A predictor around a model already in memory (`model.predict(uint8 [B, S, S, 3]) ->
+        [B, S, S]` and `model.space`), e.g. `InMemoryStudent`: the trainer's periodic eval."""
+        self = cls.__new__(cls)
+        self.spec, self.cfg, self.device, self.batch_size = spec, None, "", batch_size
+        self.model, self.space, self.input_size = model, model.space, input_size
+        return self
+
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """uint8 [H, W, 3] images (any sizes) -> float32 [H, W] raw model outputs."""
         import torch
@@ -152,3 +163,23 @@ class DepthPredictor:
                 full = resize(p[None], img.shape[:2])  # [1, H, W] bilinear back to the image
                 out.append(full[0].cpu().numpy().astype(np.float32))
         return out
+
+
+class InMemoryStudent:
+    """A DAv2-class student being trained, seen as a model `DepthPredictor.wrap` can run: its
+    exported folder would load as a teacher with exactly this preprocessing (ImageNet mean/std)."""
+
+    space = "disparity"
+
+    def __init__(self, model, device):
+        self.model, self.device = model, device
+
+    def predict(self, batch) -> "torch.Tensor":
+        """uint8 [B, S, S, 3] -> float32 disparity [B, S, S]."""
+        import torch
+
+        from depthdistill.models.student import normalize_images
+
+        x = torch.as_tensor(batch).to(self.device).permute(0, 3, 1, 2)  # [B, 3, S, S] uint8
+        with torch.no_grad():
+            return self.model(pixel_values=normalize_images(x)).predicted_depth.float()  # [B, S, S]

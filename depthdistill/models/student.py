@@ -1,7 +1,8 @@
 """Student builders: a transformers `DepthAnythingForDepthEstimation` ready to distill.
 
 A student is named by `train.student`: `tiny | small | base | large` (architectures from
-`models/configs.py`, random weights) or any `from_pretrained` id / folder. `train.init`:
+`models/configs.py`, random weights) or any `from_pretrained` id / folder / `embedded://NAME`
+(resolved by `models.registry.resolve_model_path`, as teachers are). `train.init`:
 
 - `random`: every weight random (for a named id: its architecture, not its weights);
 - `encoder_only`: the DINOv2 backbone copied from `train.init_from`, neck and head random
@@ -34,16 +35,27 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _load_pretrained(spec: str):
-    """`from_pretrained` of a DAv2-class depth model (hub id or folder); clear error if absent."""
+def _resolve(spec: str, key: str) -> str:
+    """embedded://NAME -> its folder; a folder -> its path; a hub id -> itself (ValueError naming `key`)."""
+    from depthdistill.models.registry import resolve_model_path
+
+    try:
+        return resolve_model_path(spec)
+    except ValueError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
+def _load_pretrained(spec: str, key: str = "train.init_from"):
+    """`from_pretrained` of a DAv2-class depth model (hub id, folder, embedded://); clear error if absent."""
     from transformers import AutoModelForDepthEstimation
 
-    local = Path(spec).is_dir()
+    path = _resolve(spec, key)
+    local = Path(path).is_dir()
     try:
-        return AutoModelForDepthEstimation.from_pretrained(spec, local_files_only=local)
+        return AutoModelForDepthEstimation.from_pretrained(path, local_files_only=local)
     except OSError as exc:
-        raise ValueError(f"train.init_from / train.student: cannot load {spec!r} ({exc}); give a "
-                         "save_pretrained folder or a hub id that is in the local cache") from None
+        raise ValueError(f"{key}: cannot load {spec!r} ({exc}); give a save_pretrained folder, "
+                         "embedded://NAME or a hub id that is in the local cache") from None
 
 
 def _architecture(student: str):
@@ -54,14 +66,15 @@ def _architecture(student: str):
 
     if student in DAV2_SIZES:
         return dav2_config(student), None
-    if Path(student).is_dir() or "/" in student:
+    if student.startswith("embedded://") or Path(student).is_dir() or "/" in student:
+        path = _resolve(student, "train.student")
         try:
-            return AutoConfig.from_pretrained(student, local_files_only=Path(student).is_dir()), None
+            return AutoConfig.from_pretrained(path, local_files_only=Path(path).is_dir()), None
         except OSError as exc:
             raise ValueError(f"train.student: {student!r} is not a tiny/small/base/large size nor a "
                              f"loadable model folder or hub id ({exc})") from None
     raise ValueError(f"train.student: got {student!r}; use one of {', '.join(DAV2_SIZES)}, a "
-                     "save_pretrained folder or a hub id")
+                     "save_pretrained folder, embedded://NAME or a hub id")
 
 
 def guard_head(model) -> None:
@@ -171,14 +184,45 @@ def with_tokens(model):
     return _tokens_module()(model)
 
 
+def _frozen(backbone):
+    backbone = backbone.eval()
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    return backbone
+
+
 def frozen_encoder(model):
-    """A frozen deep copy of the student's current backbone (for L_feat)."""
+    """A frozen deep copy of the student's current backbone."""
     import copy
 
-    enc = copy.deepcopy(model.backbone).eval()
-    for p in enc.parameters():
-        p.requires_grad_(False)
-    return enc
+    return _frozen(copy.deepcopy(model.backbone))
+
+
+def feature_reference_source(reference: str, init: str, init_from: str, student: str) -> str:
+    """The model whose encoder L_feat aligns to, or "" (L_feat off), for `train.feat_reference`:
+    `auto` = the pretrained weights the student starts from (`init_from`, or the named student for
+    full / encoder_only init), off for a random student (a random encoder is no reference);
+    `off`; or a model id / folder / embedded://NAME."""
+    if reference == "off":
+        return ""
+    if reference != "auto":
+        return reference
+    if init == "random":
+        return ""
+    return init_from or student
+
+
+def reference_encoder(source: str, model):
+    """The frozen backbone of `source` (train.feat_reference), checked against the student's
+    token width; ValueError naming the key and the fix otherwise."""
+    backbone = _load_pretrained(source, "train.feat_reference").backbone
+    ours = getattr(model.config.backbone_config, "hidden_size", None)
+    theirs = getattr(backbone.config, "hidden_size", None)
+    if ours != theirs:
+        raise ValueError(f"train.feat_reference: {source!r} has encoder width {theirs}, the student {ours}; "
+                         "L_feat compares tokens one to one, so use a reference of the student's size "
+                         "(or `off`)")
+    return _frozen(backbone)
 
 
 def encoder_tokens(encoder, pixel_values):
