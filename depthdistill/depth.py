@@ -276,6 +276,31 @@ def delta1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 EDGE_JUMP = 0.05  # a depth discontinuity: |log d - log d_neighbour| above this (edge F1)
+EDGE_SHORT_SIDE = 96  # edge F1 compares maps pooled to about this short side (see edge_pool)
+
+
+def edge_pool(hw: tuple[int, int]) -> int:
+    """The pooling factor edge F1 uses on an image of size `hw`: short side // EDGE_SHORT_SIDE.
+
+    Depth edges are compared at about the resolution a model sees (the embedded models run at a
+    112-px input), not at the ground truth's: upsampled to 384 x 512 a 112-px prediction spreads
+    every jump over ~4 pixels, under EDGE_JUMP per pixel, and a 1-pixel tolerance then scores
+    every such model near 0 (DAv2-tiny 0.02 on world val renders, ground truth 1.0), which no
+    comparison can read. Pooled by 4 (96 x 128) the same renders give DAv2-tiny 0.43,
+    GenPercept-tiny 0.35, a ramp 0.07 (docs/science/README.md)."""
+    return max(1, min(int(hw[0]), int(hw[1])) // EDGE_SHORT_SIDE)
+
+
+def _pool_depth(depth: torch.Tensor, mask: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid-weighted mean of `depth` over factor x factor cells; a cell is valid when all its
+    pixels are. [B, H, W] -> ([B, H // f, W // f], bool mask)."""
+    import torch.nn.functional as F
+
+    if factor == 1:
+        return depth, mask
+    weight = F.avg_pool2d(mask.double()[:, None], factor)[:, 0]  # [B, h, w] share of valid pixels
+    total = F.avg_pool2d(torch.where(mask, depth.double(), 0.0)[:, None], factor)[:, 0]
+    return total / weight.clamp_min(1e-12), weight > 1 - 1e-9
 
 
 def depth_edges(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -291,14 +316,17 @@ def depth_edges(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return edges
 
 
-def edge_f1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def edge_f1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, pool: int = 1) -> torch.Tensor:
     """F-score of the depth discontinuities of `pred` against those of `gt` (both depth maps),
-    each found within one pixel (3x3) of the other. -> [B]; NaN where `gt` has no edge (the
-    score is undefined there); 0 when the prediction finds none of them."""
+    each found within one pixel (3x3) of the other, after both are pooled by `pool` (valid-
+    weighted means, `edge_pool`). -> [B]; NaN where `gt` has no edge (the score is undefined
+    there); 0 when the prediction finds none of them."""
     import torch.nn.functional as F
 
     mask = _check_maps(mask, pred=pred, gt=gt)
-    true, found = depth_edges(gt, mask), depth_edges(pred, mask)  # [B, H, W]
+    pred, _ = _pool_depth(pred, mask, pool)
+    gt, mask = _pool_depth(gt, mask, pool)  # [B, H/pool, W/pool]
+    true, found = depth_edges(gt, mask), depth_edges(pred, mask)  # [B, h, w]
     near_true = F.max_pool2d(true.float()[:, None], 3, 1, 1)[:, 0] > 0
     near_found = F.max_pool2d(found.float()[:, None], 3, 1, 1)[:, 0] > 0
     precision = (found & near_true).sum((1, 2)) / found.sum((1, 2)).clamp_min(1)  # [B]
@@ -317,7 +345,7 @@ def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, spa
     over mask & pred > 0, clip the aligned disparity at >= 1e-3, invert. depth: fit pred to gt
     over mask. Then clip to `depth_range`, then >= 1e-6, and score on the mask (float64).
     Beyond AbsRel / delta1, on the same aligned depth: `edge_f1` (depth discontinuities found
-    within a pixel) and `thin_abs_rel` (AbsRel on mask & `thin`, the thin-structure
+    within a pixel, on maps pooled by `edge_pool`) and `thin_abs_rel` (AbsRel on mask & `thin`, the thin-structure
     pixels; NaN without a thin mask or with no thin pixel).
     -> {"abs_rel", "delta1", "edge_f1", "thin_abs_rel", "scale", "shift", "num_valid"}, each [B]."""
     if space not in SPACES:
@@ -340,5 +368,5 @@ def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, spa
     depth = depth.clamp(lo, hi).clamp_min(DEPTH_FLOOR)  # [B, H, W]
     thin_mask = valid & _check_maps(thin, gt=gt) if thin is not None else torch.zeros_like(valid)
     return {"abs_rel": abs_rel(depth, g, valid), "delta1": delta1(depth, g, valid),
-            "edge_f1": edge_f1(depth, g, valid), "thin_abs_rel": abs_rel(depth, g, thin_mask),
+            "edge_f1": edge_f1(depth, g, valid, edge_pool(g.shape[-2:])), "thin_abs_rel": abs_rel(depth, g, thin_mask),
             "scale": scale, "shift": shift, "num_valid": valid.sum((1, 2))}

@@ -142,6 +142,24 @@ def test_edge_f1_by_hand():
     assert D.depth_edges(gt, cut).sum() == 0
 
 
+def test_edge_f1_pooled_finds_a_spread_jump():
+    """A jump spread over 4 pixels (a coarse prediction upsampled) is under EDGE_JUMP per pixel at
+    full resolution, but one clean step once both maps are pooled by 4."""
+    gt = torch.ones(1, 16, 32)
+    gt[..., 16:] = 1.3
+    mask = torch.ones(1, 16, 32, dtype=torch.bool)
+    smooth = torch.ones(1, 16, 32)
+    smooth[..., 12:20] = torch.linspace(1.0, 1.3, 10)[1:9]  # 8 pixels of ramp: 3.3 % per pixel
+    smooth[..., 20:] = 1.3
+    assert D.edge_f1(smooth, gt, mask)[0] == 0.0  # at full resolution the spread jump is missed
+    assert D.edge_f1(smooth, gt, mask, pool=4)[0] == 1.0  # pooled, it is the same edge
+    assert D.edge_pool((384, 512)) == 4 and D.edge_pool((500, 741)) == 5 and D.edge_pool((24, 32)) == 1
+    with_hole = mask.clone()
+    with_hole[0, 0, 0] = False  # a cell with an invalid pixel is left out of the pooled mask
+    _, pooled = D._pool_depth(gt, with_hole, 4)
+    assert not pooled[0, 0, 0] and pooled.sum() == pooled.numel() - 1
+
+
 def test_evaluate_depth_thin_abs_rel_scores_only_thin_pixels():
     gt = torch.linspace(2.0, 6.0, 6).view(1, 6, 1).expand(1, 6, 6).clone()  # a floor receding upwards
     gt[..., 2] = 1.0  # a thin pole at column 2, nearer
