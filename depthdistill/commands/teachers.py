@@ -49,6 +49,8 @@ def train(
     dav2_steps: int = typer.Option(3000), vae_steps: int = typer.Option(400),
     genpercept_steps: int = typer.Option(1500), batch_size: int = typer.Option(16),
     genpercept_batch_size: int = typer.Option(8),
+    crop_max: int = typer.Option(0, help="largest training crop side in native px (0 = the short side)."),
+    whole_image_fraction: float = typer.Option(0.3, help="batches fed whole (squashed) images."),
     eval_images: int = typer.Option(64, help="eval-split renders the model cards are measured on."),
     seed: int = typer.Option(0),
 ) -> None:
@@ -61,7 +63,8 @@ def train(
 
     schedule = TeacherSchedule(pool_images=pool_images, dav2_steps=dav2_steps, vae_steps=vae_steps,
                                genpercept_steps=genpercept_steps, batch_size=batch_size,
-                               genpercept_batch_size=genpercept_batch_size, seed=seed)
+                               genpercept_batch_size=genpercept_batch_size, crop_max=crop_max,
+                               whole_image_fraction=whole_image_fraction, seed=seed)
     command = "depthdistill teachers " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "make teachers"
     summary = make_teachers(out, schedule, device=device, eval_images=eval_images, command=command)
     typer.echo(json.dumps(summary, indent=2))

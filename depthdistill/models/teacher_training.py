@@ -5,10 +5,13 @@ command reproduces the same weights on the same device; on CPU the default sched
 about an hour on 2 cores. Only the `teacher-train` split is read: the `unlabeled` collection
 and the `eval` split stay unseen.
 
-Training data: random square crops (side U[input, short side], the views the pipeline feeds)
-and whole images squashed to the same square input (a teacher runs at one fixed square input
-size, as `Teacher.predict` feeds it), resized with the project's one resize routine; targets are
-disparity (1 / z-depth) with the world's exact valid mask.
+Training data: random square crops (side U[input, crop_max], crop_max 0 = the short side) and,
+for `whole_image_fraction` of the batches, whole images squashed to the same square input (a
+teacher runs at one fixed square input size, as `Teacher.predict` feeds it), resized with the
+project's one resize routine; targets are disparity (1 / z-depth) with the world's exact valid
+mask. A small `crop_max` and no whole images make a teacher of native resolution: it sees the
+world at most crop_max / input times shrunk, as a hub teacher trained on 518-px crops of
+~700-px renders meets a 2,000-px photo shrunk 3-4x (docs/science/README.md).
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ class TeacherSchedule:
     genpercept_steps: int = 1500
     genpercept_lr: float = 3e-4
     whole_image_fraction: float = 0.3  # batches fed the whole image instead of a square crop
+    crop_max: int = 0  # largest square crop side in native pixels; 0 = the image's short side
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crop_max and not self.input_size <= self.crop_max <= min(self.image_hw):
+            raise ValueError(f"crop_max {self.crop_max}: use 0 (the short side) or a side in "
+                             f"[input_size {self.input_size}, short side {min(self.image_hw)}]")
+        if not 0.0 <= self.whole_image_fraction <= 1.0:
+            raise ValueError(f"whole_image_fraction {self.whole_image_fraction}: use a fraction in [0, 1]")
 
 
 # --------------------------------------------------------------------------------- data pool
@@ -99,7 +110,7 @@ class CropSampler:
             if whole:
                 y0, x0, ch, cw = 0, 0, height, width
             else:
-                side = self._rand(s.input_size, min(height, width))
+                side = self._rand(s.input_size, s.crop_max or min(height, width))
                 y0, x0, ch, cw = self._rand(0, height - side), self._rand(0, width - side), side, side
             rgb = self.rgb[n, y0:y0 + ch, x0:x0 + cw].permute(2, 0, 1).float() / 255.0  # [3, ch, cw]
             depth = self.depth[n, y0:y0 + ch, x0:x0 + cw].float()
