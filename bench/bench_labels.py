@@ -22,7 +22,7 @@ from pathlib import Path
 
 def _teacher(tmp: Path, input_size: int):
     from depthdistill.config import TeacherConfig
-    from depthdistill.models.registry import EMBEDDED_ROOT
+    from depthdistill.models.hub import EMBEDDED_ROOT
 
     if (EMBEDDED_ROOT / "dav2-tiny").is_dir():
         return TeacherConfig(name="dav2", kind="dav2", model="embedded://dav2-tiny",

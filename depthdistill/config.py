@@ -20,10 +20,11 @@ from typing import Any, Literal
 
 import yaml
 
+from depthdistill.models.kinds import KINDS, TEACHER_KINDS
+
 PRECISIONS = ("fp32", "fp16", "bf16")
 NORMALIZATIONS = ("global", "hybrid", "local", "none")
-TEACHER_KINDS = ("dav2", "genpercept")
-DEFAULT_INPUT_MULTIPLE = {"dav2": 14, "genpercept": 8}
+DEFAULT_INPUT_MULTIPLE = {name: k.input_multiple for name, k in KINDS.items()}
 
 
 class ConfigError(ValueError):
@@ -71,19 +72,26 @@ class ViewsConfig:
 @dataclass(frozen=True, kw_only=True)
 class TeacherConfig:
     name: str
-    kind: Literal["dav2", "genpercept"] = "dav2"
+    kind: str = "dav2"  # a key of models.kinds.KINDS: dav2 | genpercept | dpt
     model: str = "embedded://dav2-tiny"  # embedded://..., hub id, or local folder
     weight: float = 1.0  # probability weight of this teacher in the trainer's per-batch draw
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     input_size: int = 112  # fixed square input side the teacher runs at
     batch_size: int = 16
-    input_multiple: int = 0  # 0 = the kind's default (14 for DAv2, 8 for GenPercept)
+    input_multiple: int = 0  # 0 = the kind's (models.kinds: 14 DAv2, 8 GenPercept, 32 DPT)
     unet_subfolder: str = "unet_disparity_v2"  # GenPercept only
     prompt_embedding: str = ""  # GenPercept only: cached empty-prompt embedding file ("" = in the model folder)
 
     def __post_init__(self) -> None:
         _check(self.name.replace("-", "").replace("_", "").isalnum(), "teachers[].name", self.name,
                "use letters, digits, '-' or '_' (it names a folder)")
+        _check(self.kind in KINDS, f"teachers[{self.name}].kind", self.kind, f"use one of {', '.join(TEACHER_KINDS)}")
+        for option in ("unet_subfolder", "prompt_embedding"):  # kind-specific keys (models.kinds options)
+            default = type(self).__dataclass_fields__[option].default
+            _check(getattr(self, option) == default or option in KINDS[self.kind].options,
+                   f"teachers[{self.name}].{option}", getattr(self, option),
+                   f"only {', '.join(k for k, v in KINDS.items() if option in v.options)} teachers read it; "
+                   f"remove it from this {self.kind} teacher")
         _check(self.weight >= 0.0, f"teachers[{self.name}].weight", self.weight, "use a weight >= 0")
         _check(self.batch_size >= 1, f"teachers[{self.name}].batch_size", self.batch_size, "use 1 or more")
         if self.input_multiple == 0:

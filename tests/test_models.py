@@ -17,14 +17,15 @@ import pytest
 import torch
 
 from depthdistill.config import TeacherConfig
-from depthdistill.models import configs, registry
+from depthdistill.models import configs, hub
 from depthdistill.models.configs import build_dav2, build_genpercept, count_parameters
 from depthdistill.models.dav2 import IMAGENET_MEAN, IMAGENET_STD, DepthAnythingTeacher
 from depthdistill.models.fingerprint import hash_state_dict, teacher_fingerprint
 from depthdistill.models.genpercept import GenPerceptTeacher, genpercept_one_step, save_genpercept_folder
 from depthdistill.models.prompt_embedding import (load_prompt_embedding, save_prompt_embedding,
                                                   tiny_prompt_embedding)
-from depthdistill.models.registry import fingerprint_teacher, load_teacher, resolve_model_path
+from depthdistill.models.hub import resolve_model_path
+from depthdistill.models.registry import fingerprint_teacher, load_teacher
 from depthdistill.views import resize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -324,8 +325,8 @@ def test_fingerprint_is_the_same_in_another_process(dav2_dir):
 # Resolution and errors
 
 def test_embedded_ids_resolve_under_assets(dav2_dir, monkeypatch, tmp_path):
-    assert registry.EMBEDDED_ROOT == REPO / "depthdistill" / "assets" / "teachers"
-    monkeypatch.setattr(registry, "EMBEDDED_ROOT", dav2_dir.parent)
+    assert hub.EMBEDDED_ROOT == REPO / "depthdistill" / "assets" / "teachers"
+    monkeypatch.setattr(hub, "EMBEDDED_ROOT", dav2_dir.parent)
     assert resolve_model_path("embedded://dav2-tiny") == str(dav2_dir)
     assert load_teacher(_dav2_cfg("embedded://dav2-tiny")).space == "disparity"
     with pytest.raises(ValueError, match="make teachers"):
@@ -361,3 +362,53 @@ def test_command_module_imports_no_heavy_libraries():
             "heavy = [m for m in ('torch', 'transformers', 'diffusers', 'ray') if m in sys.modules];"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+# ------------------------------------------------------------------------------------------
+# The kind table, and a third kind (DPT / MiDaS) added as one module + one entry
+
+
+def _tiny_dpt(folder: Path) -> Path:
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    torch.manual_seed(0)
+    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                       image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32],
+                       fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5], head_in_index=-1)
+    DPTForDepthEstimation(config).save_pretrained(folder)
+    return folder
+
+
+def test_kind_table_recognises_folders_and_hub_ids(dav2_dir, gp_dir, tmp_path):
+    from depthdistill.models.kinds import KINDS, guess_kind, teacher_class
+
+    dpt_dir = _tiny_dpt(tmp_path / "dpt-tiny")
+    assert guess_kind(str(dav2_dir)) == "dav2" and guess_kind(str(gp_dir)) == "genpercept"
+    assert guess_kind(str(dpt_dir)) == "dpt"
+    assert guess_kind("embedded://genpercept-tiny") == "genpercept" and guess_kind("embedded://dav2-tiny") == "dav2"
+    assert guess_kind("Intel/dpt-large") == "dpt" and guess_kind("guangkaixu/GenPercept") == "genpercept"
+    assert guess_kind("depth-anything/Depth-Anything-V2-Large-hf") == "dav2"
+    for name, k in KINDS.items():
+        cls = teacher_class(name)
+        assert cls.kind == name and k.input_multiple >= 1 and k.hub_input_size % k.input_multiple == 0
+    with pytest.raises(ValueError, match="teachers\\[x\\].kind"):
+        TeacherConfig(name="x", kind="marigold")
+    with pytest.raises(ValueError, match="only genpercept teachers read it"):
+        TeacherConfig(name="x", kind="dav2", prompt_embedding="p.safetensors")
+    assert TeacherConfig(name="d", kind="dpt", input_size=64).input_multiple == 32
+
+
+def test_dpt_teacher_loads_predicts_and_fingerprints_like_any_kind(tmp_path):
+    from depthdistill.models.dpt import DPTTeacher
+
+    dpt_dir = _tiny_dpt(tmp_path / "dpt-tiny")
+    cfg = TeacherConfig(name="midas", kind="dpt", model=str(dpt_dir), input_size=64)
+    teacher = load_teacher(cfg)
+    assert isinstance(teacher, DPTTeacher) and teacher.space == "disparity"
+    maps = teacher.predict(np.random.default_rng(0).integers(0, 255, (2, 40, 50, 3), dtype=np.uint8))
+    assert maps.shape == (2, 40, 50) and torch.isfinite(maps).all()
+    assert fingerprint_teacher(cfg) == (teacher.fingerprint, "disparity")  # folder-only path agrees
+    as_dav2 = TeacherConfig(name="midas", kind="dav2", model=str(dpt_dir), input_size=64, input_multiple=16)
+    assert fingerprint_teacher(as_dav2)[0] != teacher.fingerprint  # the kind is part of the fingerprint
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TeacherConfig(name="midas", kind="dpt", model=str(dpt_dir), input_size=48)

@@ -2,6 +2,7 @@
 
     python -m depthdistill.demo.science --config stages.yaml --out runs/science --docs docs/science
     python -m depthdistill.demo.science --quick ...        (1 seed, 2 steps: checks the path)
+    python -m depthdistill.demo.science --headline ...     (the headline: `depthdistill.demo.headline`)
 
 Labels are computed once per store (`depthdistill labels`): the random-crop store of the
 config, and for Table 2's "no random crop" rows a second store whose crop is the whole short
@@ -267,6 +268,15 @@ def run_science(s: Settings) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     from depthdistill.cli import setup_logging
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--headline" in argv:  # make science ARGS=--headline: the headline experiment instead
+        from . import headline
+
+        rest = [a for a in argv if a != "--headline"]
+        if "--out" in rest:  # the science default (runs/science) would mix with the ablations' runs
+            i = rest.index("--out")
+            rest[i + 1] = str(Path(rest[i + 1]).with_name(Path(rest[i + 1]).name + "-headline"))
+        return headline.main(rest)
     s = parse_args(argv)
     setup_logging()
     start = time.perf_counter()

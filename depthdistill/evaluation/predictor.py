@@ -38,17 +38,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# hub checkpoints: the Depth Anything processor's 518; GenPercept's native 768 (long side)
-HUB_INPUT_SIZE = {"dav2": 518, "genpercept": 768}
-
-
-def _is_genpercept_folder(path: Path) -> bool:
-    return (path / "vae").is_dir() and any(p.name.startswith("unet") for p in path.iterdir() if p.is_dir())
-
-
 def resolve_model(spec: str, config: "StagesConfig", input_size: int | None = None) -> "TeacherConfig":
     """The TeacherConfig that loads `spec`; raises ValueError naming the spec and the fix."""
     from depthdistill.config import DEFAULT_INPUT_MULTIPLE, TeacherConfig
+    from depthdistill.models.kinds import guess_kind
 
     if spec.startswith("teacher:"):
         cfg = config.teacher(spec.split(":", 1)[1])
@@ -57,7 +50,7 @@ def resolve_model(spec: str, config: "StagesConfig", input_size: int | None = No
         if match:
             cfg = match[0]
         else:
-            kind = _guess_kind(spec)
+            kind = guess_kind(spec)
             cfg = TeacherConfig(name=re.sub(r"[^A-Za-z0-9_-]+", "_", spec).strip("_")[-60:] or "model",
                                 kind=kind, model=spec, input_size=_default_size(spec, kind, config))
     if input_size is not None:
@@ -68,24 +61,12 @@ def resolve_model(spec: str, config: "StagesConfig", input_size: int | None = No
     return cfg
 
 
-def _guess_kind(spec: str) -> str:
-    if spec.startswith("embedded://"):
-        return "genpercept" if "genpercept" in spec else "dav2"
-    path = Path(spec)
-    if path.is_dir():
-        return "genpercept" if _is_genpercept_folder(path) else "dav2"
-    if path.exists():
-        raise ValueError(f"--model {spec}: a file, not a model folder; pass the save_pretrained folder")
-    if spec.count("/") == 1 and not spec.startswith((".", "/")):
-        return "genpercept" if "genpercept" in spec.lower() else "dav2"
-    raise ValueError(f"--model {spec}: no such folder, and not a hub id (owner/name), embedded://NAME "
-                     "or teacher:NAME")
-
-
 def _default_size(spec: str, kind: str, config: "StagesConfig") -> int:
     if spec.startswith("embedded://") or Path(spec).is_dir():
         return config.views.view_size  # the size our students and embedded teachers are trained at
-    return HUB_INPUT_SIZE[kind]
+    from depthdistill.models.kinds import KINDS
+
+    return KINDS[kind].hub_input_size  # hub checkpoints: DAv2's processor 518, GenPercept 768, DPT 384
 
 
 BASELINE_SCHEME = "baseline://"

@@ -1,4 +1,4 @@
-"""Teachers (DAv2 via transformers, GenPercept via diffusers), model configs and the registry.
+"""Teachers (DAv2 via transformers, GenPercept via diffusers, DPT), their kind table, model configs, the registry.
 
 Names are re-exported lazily (PEP 562): `import depthdistill.models` stays cheap, and a DAv2
 user never imports diffusers.
@@ -18,7 +18,8 @@ _EXPORTS = {
     "GenPerceptTeacher": "genpercept", "genpercept_one_step": "genpercept", "save_genpercept_folder": "genpercept",
     "dav2_config": "configs", "build_dav2": "configs", "unet_config": "configs", "vae_config": "configs",
     "build_genpercept": "configs", "count_parameters": "configs",
-    "load_teacher": "registry", "resolve_model_path": "registry", "fingerprint_teacher": "registry",
+    "load_teacher": "registry", "fingerprint_teacher": "registry", "resolve_model_path": "hub",
+    "KINDS": "kinds", "guess_kind": "kinds", "teacher_class": "kinds",
     "compute_empty_prompt_embedding": "prompt_embedding", "tiny_prompt_embedding": "prompt_embedding",
     "load_prompt_embedding": "prompt_embedding", "save_prompt_embedding": "prompt_embedding",
     "teacher_fingerprint": "fingerprint",

@@ -84,6 +84,7 @@ class Teacher(ABC):
     input_size, precision ("fp32" | "fp16" | "bf16"), device, fingerprint (16 hex chars).
     """
 
+    kind: str  # the key of this class in models.kinds.KINDS
     name: str
     space: str
     input_multiple: int
@@ -103,6 +104,17 @@ class Teacher(ABC):
         self.input_multiple, self.input_size, self.precision = input_multiple, input_size, precision
         self.device = torch.device(device)
         self.fingerprint = ""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, cfg, path: str, device) -> "Teacher":
+        """The teacher a `TeacherConfig` describes, from a resolved folder or hub id, on `device`."""
+
+    @classmethod
+    @abstractmethod
+    def fingerprint_folder(cls, path: str, cfg) -> tuple[str, str]:
+        """(fingerprint, space) of a local folder, equal to `load(...).fingerprint`, from the
+        weight files alone (no model built)."""
 
     @property
     def dtype(self) -> torch.dtype:

@@ -23,7 +23,7 @@ import torch
 
 from depthdistill.models.base import Teacher, precision_dtype
 from depthdistill.models.fingerprint import config_digest, hash_folder_weights, hash_state_dict, teacher_fingerprint
-from depthdistill.models.registry import from_pretrained_checked, is_local
+from depthdistill.models.hub import from_pretrained_checked, is_local
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,11 @@ def space_of_config(config) -> str:
     return "depth" if getattr(config, "depth_estimation_type", "relative") == "metric" else "disparity"
 
 
-def dav2_fingerprint(weights_digest: str, precision: str, input_size: int, image_mean, image_std) -> str:
+def dav2_fingerprint(weights_digest: str, precision: str, input_size: int, image_mean, image_std,
+                     kind: str = "dav2") -> str:
     """The fingerprint of a transformers depth teacher (also computed without loading it)."""
     extra = {"mean": repr(tuple(float(m) for m in image_mean)), "std": repr(tuple(float(s) for s in image_std))}
-    return teacher_fingerprint("dav2", weights_digest, precision, input_size, extra)
+    return teacher_fingerprint(kind, weights_digest, precision, input_size, extra)
 
 
 def folder_space(folder: str | Path) -> str:
@@ -91,6 +92,8 @@ def capture_neck_inputs(model):
 class DepthAnythingTeacher(Teacher):
     """A transformers depth-estimation model at a fixed square input size."""
 
+    kind = "dav2"
+
     def __init__(self, model, *, name: str, input_size: int, precision: str, device, weights_digest: str,
                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD, input_multiple: int | None = None) -> None:
         patch = int(getattr(model.config, "patch_size", 14) or 14)
@@ -102,7 +105,7 @@ class DepthAnythingTeacher(Teacher):
         self.model = model.to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
         self.mean = torch.tensor(image_mean, device=self.device).view(1, 3, 1, 1)  # [1, 3, 1, 1]
         self.std = torch.tensor(image_std, device=self.device).view(1, 3, 1, 1)  # [1, 3, 1, 1]
-        self.fingerprint = dav2_fingerprint(weights_digest, precision, input_size, image_mean, image_std)
+        self.fingerprint = dav2_fingerprint(weights_digest, precision, input_size, image_mean, image_std, self.kind)
 
     @classmethod
     def from_pretrained(cls, id_or_path: str, *, name: str = "dav2", input_size: int = 112,
@@ -118,6 +121,18 @@ class DepthAnythingTeacher(Teacher):
         mean, std = read_image_mean_std(id_or_path)
         return cls(model, name=name, input_size=input_size, precision=precision, device=device,
                    weights_digest=digest, image_mean=mean, image_std=std, input_multiple=input_multiple)
+
+    @classmethod
+    def load(cls, cfg, path: str, device) -> "DepthAnythingTeacher":
+        return cls.from_pretrained(path, name=cfg.name, input_size=cfg.input_size, precision=cfg.precision,
+                                   device=device, input_multiple=cfg.input_multiple or None)
+
+    @classmethod
+    def fingerprint_folder(cls, path: str, cfg) -> tuple[str, str]:
+        precision_dtype(cfg.precision, cfg.name)
+        mean, std = read_image_mean_std(path)
+        return (dav2_fingerprint(hash_folder_weights(path), cfg.precision, cfg.input_size, mean, std, cls.kind),
+                folder_space(path))
 
     def _forward(self, rgb01: torch.Tensor, features: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         pixel_values = ((rgb01 - self.mean) / self.std).to(self.dtype)  # [B, 3, S, S]

@@ -23,7 +23,7 @@ import torch
 from depthdistill.models.base import Teacher, precision_dtype
 from depthdistill.models.fingerprint import config_digest, hash_folder_weights, hash_state_dict, teacher_fingerprint
 from depthdistill.models.prompt_embedding import find_prompt_embedding, load_prompt_embedding, save_prompt_embedding
-from depthdistill.models.registry import from_pretrained_checked, is_local
+from depthdistill.models.hub import from_pretrained_checked, is_local
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def save_genpercept_folder(unet, vae, prompt_embeds: torch.Tensor, out: str | Pa
 class GenPerceptTeacher(Teacher):
     """GenPercept's one-step UNet + VAE at a fixed square input size (a multiple of 8)."""
 
+    kind = "genpercept"
+
     def __init__(self, unet, vae, prompt_embeds: torch.Tensor, *, name: str, input_size: int, precision: str,
                  device, weights_digest: str, space: str = "disparity", input_multiple: int | None = None) -> None:
         super().__init__(name=name, space=space, input_multiple=input_multiple or 8, input_size=input_size,
@@ -124,6 +126,20 @@ class GenPerceptTeacher(Teacher):
         return cls(unet, vae, prompt_embeds, name=name, input_size=input_size, precision=precision, device=device,
                    weights_digest=digest, space=space_of_unet_subfolder(unet_subfolder),
                    input_multiple=input_multiple)
+
+    @classmethod
+    def load(cls, cfg, path: str, device) -> "GenPerceptTeacher":
+        return cls.from_pretrained(path, name=cfg.name, unet_subfolder=cfg.unet_subfolder,
+                                   prompt_embedding=cfg.prompt_embedding or None, input_size=cfg.input_size,
+                                   precision=cfg.precision, device=device, input_multiple=cfg.input_multiple or None)
+
+    @classmethod
+    def fingerprint_folder(cls, path: str, cfg) -> tuple[str, str]:
+        precision_dtype(cfg.precision, cfg.name)
+        prompt = load_prompt_embedding(find_prompt_embedding(path, cfg.prompt_embedding or None))
+        space = space_of_unet_subfolder(cfg.unet_subfolder)
+        digest = genpercept_folder_digest(path, cfg.unet_subfolder)
+        return genpercept_fingerprint(digest, prompt, cfg.precision, cfg.input_size, space), space
 
     def _forward(self, rgb01: torch.Tensor, features: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if not features:

@@ -57,7 +57,7 @@ def load_text_encoder(id_or_path: str, *, text_encoder_subfolder: str = "text_en
     """(CLIPTextModel, CLIPTokenizer) from a folder or hub id with text_encoder/ + tokenizer/."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from depthdistill.models.registry import from_pretrained_checked, resolve_model_path
+    from depthdistill.models.hub import from_pretrained_checked, resolve_model_path
 
     source = resolve_model_path(id_or_path)
     encoder = from_pretrained_checked(CLIPTextModel, source, **_sub_or_root(source, text_encoder_subfolder))

@@ -1,123 +1,24 @@
-"""Where teacher weights come from, and `load_teacher(cfg, device)`.
+"""`load_teacher(cfg, device)` and `fingerprint_teacher(cfg)`: any configured teacher, by kind.
 
-A model reference is one of
-- `embedded://<name>`: a save_pretrained folder under `depthdistill/assets/teachers/<name>/`
-  (written by `make teachers`), loaded exactly like a downloaded model;
-- a local folder written by save_pretrained (or a hub snapshot copied by hand);
-- a Hugging Face hub id (`depth-anything/Depth-Anything-V2-Large-hf`), loaded from the local
-  cache, downloaded where the machine has internet.
+The kind (`cfg.kind`, a key of `models.kinds.KINDS`) names the Teacher class; the class loads
+itself (`load`) and fingerprints a local folder without building the model
+(`fingerprint_folder`). Where the weights come from is `models.hub.resolve_model_path`.
 Every failure is a ValueError that names the reference and says how to fix it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-from pathlib import Path
+
+from depthdistill.models.hub import is_local, resolve_model_path
+from depthdistill.models.kinds import teacher_class
 
 logger = logging.getLogger(__name__)
 
-EMBEDDED_SCHEME = "embedded://"
-EMBEDDED_ROOT = Path(__file__).resolve().parents[1] / "assets" / "teachers"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-
-
-def _embedded_names() -> list[str]:
-    root = EMBEDDED_ROOT
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-
-
-def _looks_like_path(model: str) -> bool:
-    return (model.startswith(("/", "./", "../", "~")) or "\\" in model or model.count("/") > 1
-            or model.endswith("/"))
-
-
-def resolve_model_path(model: str) -> str:
-    """`embedded://x` -> its folder; an existing folder -> its absolute path; a hub id -> itself.
-
-    Raises ValueError for a missing embedded teacher (run `make teachers`), a missing folder,
-    a file instead of a folder, or a string that is neither a path nor a hub id.
-    """
-    if model.startswith(EMBEDDED_SCHEME):
-        name = model[len(EMBEDDED_SCHEME):]
-        folder = EMBEDDED_ROOT / name
-        if not name or "/" in name or not folder.is_dir():
-            have = ", ".join(_embedded_names()) or "none"
-            raise ValueError(f"{model}: no embedded teacher folder {folder} (embedded teachers here: {have}); "
-                             "run `make teachers` to train and save the tiny teachers, or set the teacher's "
-                             "model to a hub id or a local folder")
-        return str(folder)
-    if "://" in model:
-        raise ValueError(f"{model}: unknown scheme; use embedded://<name>, a local folder or a hub id")
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"{model}: is a file; point the teacher at the folder written by save_pretrained "
-                             "(the one holding config.json)")
-        return str(path.resolve())
-    if _looks_like_path(model) or not _HUB_ID.match(model):
-        raise ValueError(f"{model}: folder not found (and not a hub id like 'owner/name'); check the path "
-                         "or use a hub id such as depth-anything/Depth-Anything-V2-Small-hf")
-    return model
-
-
-def is_local(id_or_path: str) -> bool:
-    return Path(id_or_path).is_dir()
-
-
-def hub_unavailable_message(model: str, exc: BaseException) -> str:
-    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
-    return (f"{model}: not a local folder and not in the local Hugging Face cache ({cache}); weights can't be "
-            f"downloaded here ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            f"On a machine with internet run `hf download {model}` and copy the cache, or save the model "
-            "into a folder and set the teacher's `model:` to that folder's path")
-
-
-def from_pretrained_checked(cls, id_or_path: str, *, subfolder: str | None = None, **kwargs):
-    """`cls.from_pretrained` with one clear ValueError for a bad folder or an uncached hub id.
-
-    Local folders are always loaded with local_files_only=True (no hub traffic at all).
-    """
-    local = is_local(id_or_path)
-    if local:
-        kwargs["local_files_only"] = True
-        where = Path(id_or_path, subfolder) if subfolder else Path(id_or_path)
-        if not (where / "config.json").is_file():
-            raise ValueError(f"{where}: no config.json, so this is not a {cls.__name__} folder written by "
-                             "save_pretrained; point the teacher's model at such a folder")
-    if subfolder:
-        kwargs["subfolder"] = subfolder
-    try:
-        return cls.from_pretrained(id_or_path, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        if local:
-            raise ValueError(f"{id_or_path}{'/' + subfolder if subfolder else ''}: could not load a "
-                             f"{cls.__name__} ({exc}); re-save it with save_pretrained") from exc
-        raise ValueError(hub_unavailable_message(id_or_path, exc)) from exc
-
 
 def load_teacher(cfg, device="cpu"):
-    """Build the teacher a `TeacherConfig` describes, on `device` (never chosen here).
-
-    cfg fields used: name, kind ("dav2" | "genpercept"), model, precision, input_size,
-    input_multiple, unet_subfolder (GenPercept) and, when present, prompt_embedding (GenPercept).
-    """
-    model = resolve_model_path(cfg.model)
-    common = dict(name=cfg.name, input_size=cfg.input_size, precision=cfg.precision, device=device,
-                  input_multiple=cfg.input_multiple or None)
-    if cfg.kind == "dav2":
-        from depthdistill.models.dav2 import DepthAnythingTeacher
-
-        teacher = DepthAnythingTeacher.from_pretrained(model, **common)
-    elif cfg.kind == "genpercept":
-        from depthdistill.models.genpercept import GenPerceptTeacher
-
-        teacher = GenPerceptTeacher.from_pretrained(
-            model, unet_subfolder=getattr(cfg, "unet_subfolder", "unet_disparity_v2"),
-            prompt_embedding=getattr(cfg, "prompt_embedding", "") or None, **common)
-    else:
-        raise ValueError(f"teachers[{cfg.name}].kind: got {cfg.kind!r}; use 'dav2' or 'genpercept'")
+    """Build the teacher a `TeacherConfig` describes, on `device` (never chosen here)."""
+    teacher = teacher_class(cfg.kind).load(cfg, resolve_model_path(cfg.model), device)
     logger.info("loaded %r from %s", teacher, cfg.model)
     return teacher
 
@@ -132,24 +33,4 @@ def fingerprint_teacher(cfg) -> tuple[str, str]:
     if not is_local(model):
         teacher = load_teacher(cfg, device="cpu")
         return teacher.fingerprint, teacher.space
-    from depthdistill.models.base import precision_dtype
-
-    precision_dtype(cfg.precision, cfg.name)
-    if cfg.kind == "dav2":
-        from depthdistill.models.dav2 import dav2_fingerprint, folder_space, read_image_mean_std
-        from depthdistill.models.fingerprint import hash_folder_weights
-
-        space = folder_space(model)
-        mean, std = read_image_mean_std(model)
-        return dav2_fingerprint(hash_folder_weights(model), cfg.precision, cfg.input_size, mean, std), space
-    if cfg.kind == "genpercept":
-        from depthdistill.models.genpercept import (genpercept_fingerprint, genpercept_folder_digest,
-                                                    space_of_unet_subfolder)
-        from depthdistill.models.prompt_embedding import find_prompt_embedding, load_prompt_embedding
-
-        subfolder = getattr(cfg, "unet_subfolder", "unet_disparity_v2")
-        prompt = load_prompt_embedding(find_prompt_embedding(model, getattr(cfg, "prompt_embedding", "") or None))
-        space = space_of_unet_subfolder(subfolder)
-        digest = genpercept_folder_digest(model, subfolder)
-        return genpercept_fingerprint(digest, prompt, cfg.precision, cfg.input_size, space), space
-    raise ValueError(f"teachers[{cfg.name}].kind: got {cfg.kind!r}; use 'dav2' or 'genpercept'")
+    return teacher_class(cfg.kind).fingerprint_folder(model, cfg)

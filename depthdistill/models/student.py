@@ -2,7 +2,7 @@
 
 A student is named by `train.student`: `tiny | small | base | large` (architectures from
 `models/configs.py`, random weights) or any `from_pretrained` id / folder / `embedded://NAME`
-(resolved by `models.registry.resolve_model_path`, as teachers are). `train.init`:
+(resolved by `models.hub.resolve_model_path`, as teachers are). `train.init`:
 
 - `random`: every weight random (for a named id: its architecture, not its weights);
 - `encoder_only`: the DINOv2 backbone copied from `train.init_from`, neck and head random
@@ -37,7 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _resolve(spec: str, key: str) -> str:
     """embedded://NAME -> its folder; a folder -> its path; a hub id -> itself (ValueError naming `key`)."""
-    from depthdistill.models.registry import resolve_model_path
+    from depthdistill.models.hub import resolve_model_path
 
     try:
         return resolve_model_path(spec)
