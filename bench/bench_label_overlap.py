@@ -69,7 +69,7 @@ def main() -> None:
     from depthdistill.pipeline.label import LabelWorker
     from depthdistill.pipeline.plan import build_plan
     from depthdistill.pipeline.sources import open_source
-    from depthdistill.pipeline.store_io import open_teacher_shard
+    from depthdistill.pipeline.label import open_teacher_shard
 
     source = open_source(f"world://unlabeled?n={args.views}", image_size=(720, 960))
     views = ViewsConfig(view_size=560, crop_min=644, patch_size=560, max_grid=2)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +111,6 @@ class LabelsConfig:
     prefetch: int = 2  # views decoded ahead of the model inside an actor
     max_image_pixels: int = 178_956_970  # decompression-bomb guard (PIL's default)
     actor_resources: dict = field(default_factory=dict)  # e.g. {"fake_gpu": 1} in tests
-    fault_kill_after: int = -1  # testing only: an actor exits after N views, once per run
 
     def __post_init__(self) -> None:
         _check(self.shard_size >= 1, "labels.shard_size", self.shard_size, "use 1 or more views per shard")

@@ -1,6 +1,6 @@
 """`make labels`: images -> view plan -> teachers on Ray (once) -> label shards.
 
 sources (collections + ids), decode (bad input -> reason), plan (plan.jsonl + hash), label
-(the Ray actor: prefetch thread + micro-batches), store_io (shards API glue), run
+(the Ray actor: prefetch thread + micro-batches; the views-shard task), run
 (orchestration, cache, retries), summary (progress bars + closing table).
 """

@@ -9,7 +9,8 @@ fsync, rename, then the done marker), so label encoding (quantise, predict, zstd
 the GIL) runs while the teacher works on the next views instead of after the last one. The
 worker returns its done row. "Teacher calls" are `teacher.predict` batches
 (`MicroBatcher.calls`); images fed are counted beside them. `run.py` wraps this class in
-`ray.remote`; tests may also call it in-process.
+`ray.remote`; tests may also call it in-process. `write_views_shard` is the body of the Ray
+task that writes a views shard (the student's inputs).
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ import numpy as np
 
 from .decode import DEFAULT_MAX_IMAGE_PIXELS, content_hash, decode_image
 from .sources import ImageRef, ImageSource
-from .store_io import annotate_teacher_shard, open_teacher_shard
 
 logger = logging.getLogger(__name__)
 
-FAULT_MARKER = ".fault-kill-claimed"
 _END = object()
 
 
@@ -64,6 +63,36 @@ def iter_cut_views(source: ImageSource, rows: list[dict], max_pixels: int):
             last_sha = row["sha256"]
         view, patches = cut_view(image, ViewPlan.from_dict(row["view"]))
         yield CutView(row, view, patches)
+
+
+def view_meta(row: dict) -> dict:
+    """meta.json of a view: ViewPlan.to_dict() + the image's content hash and plan fields."""
+    return {**row["view"], "key": row["key"], "image_index": row["image_index"],
+            "locator": row["locator"], "sha256": row["sha256"]}
+
+
+def write_views_shard(store: Path, index: int, fmt: str, rows: list[dict], source,
+                      max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict:
+    """Decode + cut every view of a shard and write `views/shard-xxxxxx` (Ray task body)."""
+    from depthdistill.shards import ViewSample, views_writer
+
+    with views_writer(store, index, fmt) as writer:
+        for item in iter_cut_views(source, rows, max_pixels):
+            writer.write(ViewSample(key=item.row["key"], view=item.view, meta=view_meta(item.row)))
+    return writer.record
+
+
+def open_teacher_shard(store: Path, index: int, fmt: str, codec: str, teacher):
+    """The writer (a context manager) of a teacher's shard `<store>/<teacher>@<fingerprint>/`.
+    NaN/inf labels raise NonFiniteLabelError naming the key, and no marker is written.
+
+    The writer is open for the whole labeling of the shard, so an actor killed meanwhile leaves
+    its temp file: the retry (the only writer of this shard now) removes it first."""
+    from depthdistill.shards import remove_shard_temps, teacher_folder_name, teacher_writer
+
+    remove_shard_temps(Path(store) / teacher_folder_name(teacher.name, teacher.fingerprint), index)
+    return teacher_writer(store, index, fmt, teacher=teacher.name, fingerprint=teacher.fingerprint,
+                          space=teacher.space, codec=codec)
 
 
 def _prefetch(generator, out: queue.Queue) -> None:
@@ -161,16 +190,6 @@ class BackgroundShardWriter:
         return False
 
 
-def claim_fault_kill(store: Path) -> bool:
-    """Fault injection: True for exactly one caller per run (atomic O_EXCL marker file)."""
-    try:
-        fd = os.open(Path(store) / FAULT_MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return False
-    os.close(fd)
-    return True
-
-
 class LabelWorker:
     """One teacher, loaded once; `label_shard` is the unit of work (one shard).
 
@@ -179,8 +198,7 @@ class LabelWorker:
 
     def __init__(self, teacher_cfg, source: ImageSource, store: str, *, fmt: str = "webdataset",
                  codec: str = "q16", prefetch: int = 2,
-                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, fault_kill_after: int = -1,
-                 teacher=None) -> None:
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, teacher=None) -> None:
         if teacher is None:  # `teacher` lets tests and benchmarks pass a loaded one
             import torch
 
@@ -192,15 +210,8 @@ class LabelWorker:
         self.batch_size = int(teacher_cfg.batch_size) if teacher_cfg is not None else 16
         self.source, self.store = source, Path(store)
         self.fmt, self.codec, self.prefetch = fmt, codec, prefetch
-        self.max_pixels, self.fault_kill_after = max_pixels, fault_kill_after
-        self.views_done = 0  # for fault injection: views labeled by this actor so far
-
-    def _maybe_die(self) -> None:
-        """labels.fault_kill_after: exit hard after N views, once per run (tests only)."""
-        if 0 <= self.fault_kill_after <= self.views_done and claim_fault_kill(self.store):
-            logger.warning("fault injection: actor %d exits after %d views", os.getpid(),
-                           self.views_done)
-            os._exit(1)
+        self.max_pixels = max_pixels
+        self.views_done = 0  # views this worker has fed to its teacher
 
     def run_teacher(self, rows: list[dict], emit) -> tuple[list[str], MicroBatcher]:
         """Prefetch thread cuts views; this thread runs micro-batches and calls
@@ -239,7 +250,6 @@ class LabelWorker:
                 batcher.add((key, j), patch)
             emit_finished()
             self.views_done += 1
-            self._maybe_die()
         thread.join()
         batcher.flush()
         emit_finished()
@@ -255,7 +265,10 @@ class LabelWorker:
             info = {"node_id": _node_id(), "pid": os.getpid(), "teacher_calls": batcher.calls,
                     "teacher_images": batcher.images, "busy_s": round(batcher.busy_s, 4),
                     "wall_s": round(wall, 4), "encode_s": round(background.encode_s, 4)}
-            annotate_teacher_shard(writer, info)
+            writer.annotate(node_id=info["node_id"], pid=info["pid"], teacher_calls=info["teacher_calls"],
+                            teacher_images=info["teacher_images"],
+                            timing={"model_s": info["busy_s"], "label_s": info["wall_s"],
+                                    "encode_s": info["encode_s"]})
         return {"shard": shard_index, "count": len(keys), **info, "marker": writer.record}
 
 

@@ -81,7 +81,7 @@ def _bad(ins: Inspected, reason: str, detail: str, **extra) -> dict:
 
 def _plan_views(ins: Inspected, views_cfg) -> list[dict]:
     """All views of one good image as plan rows; raises ImageTooSmallError."""
-    from depthdistill.shards.schema import view_key
+    from depthdistill.shards import view_key
     from depthdistill.views import plan_view
 
     rows = []
@@ -146,10 +146,11 @@ def store_dir(out: str | Path, collection: str, plan: Plan) -> Path:
 
 def write_plan_files(plan: Plan, folder: Path) -> None:
     """plan.jsonl (refusing to overwrite a different plan) and bad_inputs.jsonl."""
+    from depthdistill.shards import BAD_INPUTS_FILE, PLAN_FILE
     from depthdistill.shards.atomic import atomic_write_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
-    plan_path = folder / "plan.jsonl"
+    plan_path = folder / PLAN_FILE
     data = plan.plan_bytes
     if plan_path.exists() and plan_path.read_bytes() != data:
         raise ValueError(f"{plan_path}: this store holds a different plan (hash prefix "
@@ -157,4 +158,4 @@ def write_plan_files(plan: Plan, folder: Path) -> None:
     if not plan_path.exists():
         atomic_write_bytes(plan_path, data)
     bad = "".join(dumps_line(b) + "\n" for b in plan.bad_inputs).encode()
-    atomic_write_bytes(folder / "bad_inputs.jsonl", bad)
+    atomic_write_bytes(folder / BAD_INPUTS_FILE, bad)

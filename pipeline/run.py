@@ -8,7 +8,6 @@ is checked: a failed shard (dead actor or exception) is retried on another actor
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -16,10 +15,11 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .label import FAULT_MARKER, LabelWorker
+from depthdistill import shards
+
+from .label import LabelWorker, write_views_shard
 from .plan import Plan, build_plan, store_dir, write_plan_files
 from .sources import ImageSource, open_source
-from .store_io import clean_partial, shard_is_done, teacher_folder, write_views_shard
 
 logger = logging.getLogger(__name__)
 
@@ -149,15 +149,14 @@ def default_num_actors(requested: int, actor_options: dict) -> int:
 def check_manifest(store: Path, plan: Plan, fmt: str, shard_size: int,
                    fingerprints: dict[str, str]) -> dict:
     """Refuse to mix a store with a different plan, format, shard size or teacher weights."""
-    path = store / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {}
+    manifest = shards.read_manifest(store, missing_ok=True)
     fix = "use another --out, or delete the store folder to relabel"
     for key, ours in (("plan_hash", plan.plan_hash), ("format", fmt), ("shard_size", shard_size)):
         if key in manifest and manifest[key] != ours:
-            raise ValueError(f"{path}: {key} is {manifest[key]!r} but this run has {ours!r}; {fix}")
+            raise ValueError(f"{store / shards.MANIFEST_FILE}: {key} is {manifest[key]!r} but this run has "
+                             f"{ours!r}; {fix}")
     recorded = {n: t["fingerprint"] for n, t in manifest.get("teachers", {}).items()}
-    on_disk = {p.name.split("@", 1)[0]: p.name.split("@", 1)[1]
-               for p in store.glob("*@*") if p.is_dir()} if store.exists() else {}
+    on_disk = shards.teacher_folders(store)
     for name, fp in fingerprints.items():
         for where, other in (("manifest", recorded.get(name)), ("folder", on_disk.get(name))):
             if other is not None and other != fp:
@@ -170,10 +169,8 @@ def check_manifest(store: Path, plan: Plan, fmt: str, shard_size: int,
 def write_manifest(store: Path, manifest: dict, plan: Plan, source: ImageSource, fmt: str,
                    shard_size: int, codec: str, teachers: dict[str, dict]) -> None:
     """manifest.json through depthdistill.shards (teachers merged with earlier runs')."""
-    from depthdistill.shards.schema import make_manifest, write_manifest as _write
-
     merged = {**manifest.get("teachers", {}), **teachers}
-    out = make_manifest(
+    out = shards.make_manifest(
         fmt=fmt, num_shards=plan.num_shards(shard_size), shard_size=shard_size,
         num_views=len(plan.rows), codec=codec,
         teachers={n: {"space": t["space"], "fingerprint": t["fingerprint"]} for n, t in merged.items()},
@@ -182,7 +179,7 @@ def write_manifest(store: Path, manifest: dict, plan: Plan, source: ImageSource,
         bad_inputs=len(plan.bad_inputs))
     for name, extra in merged.items():  # keep model / kind / precision next to each teacher
         out["teachers"][name] = {**extra, **out["teachers"][name]}
-    _write(store, out)
+    shards.write_manifest(store, out)
 
 
 def teacher_fingerprint_of(teacher_cfg) -> tuple[str, str]:
@@ -251,16 +248,23 @@ def schedule_shards(make_actor, num_actors: int, shards: list[int], submit, *,
     return failed
 
 
+def shard_done(plan: Plan, folder: Path, index: int, shard_size: int, fingerprint: str | None = None) -> bool:
+    """Is shard `index` of `folder` finished for this plan's rows (and teacher weights)?"""
+    rows = plan.shard_rows(index, shard_size)
+    return shards.marker_matches(folder, index, count=len(rows), first_key=rows[0]["key"],
+                                 last_key=rows[-1]["key"], fingerprint=fingerprint)
+
+
 def _views_shards(plan: Plan, source: ImageSource, store: Path, fmt: str, shard_size: int,
                   max_pixels: int, max_retries: int) -> int:
     """Write the missing views shards with Ray tasks; returns how many were written."""
     import ray
 
-    missing = [i for i in range(plan.num_shards(shard_size))
-               if not shard_is_done(store / "views", i, plan.shard_rows(i, shard_size))]
+    views = store / shards.VIEWS_FOLDER
+    missing = [i for i in range(plan.num_shards(shard_size)) if not shard_done(plan, views, i, shard_size)]
     if not missing:
         return 0
-    clean_partial(store / "views")
+    shards.clean_partial(views)
     task = ray.remote(write_views_shard).options(num_cpus=1, max_retries=max_retries,
                                                  retry_exceptions=True)
     refs = [task.remote(store, i, fmt, plan.shard_rows(i, shard_size), source,
@@ -270,29 +274,27 @@ def _views_shards(plan: Plan, source: ImageSource, store: Path, fmt: str, shard_
 
 
 def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource, store: Path,
-                   settings: RunSettings, cfg, progress) -> None:
-    """One teacher: skip finished shards, label the rest on an actor pool."""
+                   settings: RunSettings, cfg, progress, worker_cls=LabelWorker) -> None:
+    """One teacher: skip finished shards, label the rest on an actor pool of `worker_cls`."""
     import ray
 
     folder = Path(run.folder)
     folder.mkdir(parents=True, exist_ok=True)
     shard_size = cfg.labels.shard_size
-    todo = [i for i in range(run.num_shards)
-            if not shard_is_done(folder, i, plan.shard_rows(i, shard_size), run.fingerprint)]
+    todo = [i for i in range(run.num_shards) if not shard_done(plan, folder, i, shard_size, run.fingerprint)]
     run.skipped = run.num_shards - len(todo)
     if not todo:
         return
-    clean_partial(folder)
+    shards.clean_partial(folder)
     options = actor_options(settings.actor_resources)
-    actor_cls = ray.remote(LabelWorker).options(max_restarts=0, max_concurrency=1, **options)
+    actor_cls = ray.remote(worker_cls).options(max_restarts=0, max_concurrency=1, **options)
     num_actors = default_num_actors(settings.num_actors, options)
     lab = cfg.labels
 
     def make_actor():
         return actor_cls.remote(teacher_cfg, source, str(store), fmt=settings.fmt,
                                 codec=lab.codec, prefetch=lab.prefetch,
-                                max_pixels=lab.max_image_pixels,
-                                fault_kill_after=lab.fault_kill_after)
+                                max_pixels=lab.max_image_pixels)
 
     def submit(actor, shard):
         return actor.label_shard.remote(shard, plan.shard_rows(shard, shard_size))
@@ -320,8 +322,9 @@ def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource
 
 
 def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
-               progress=None) -> LabelRunSummary:
-    """The whole labeling stage. Returns the summary (check `.ok`)."""
+               progress=None, worker_cls=LabelWorker) -> LabelRunSummary:
+    """The whole labeling stage. Returns the summary (check `.ok`). `worker_cls`: the actor class
+    (a LabelWorker; tests pass one that dies to check the retries)."""
     from .summary import NullProgress
 
     progress = progress or NullProgress()
@@ -338,10 +341,9 @@ def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
     manifest = check_manifest(store, plan, settings.fmt, shard_size,
                               {n: fp for n, (fp, _) in fps.items()})
     write_plan_files(plan, store)
-    (store / FAULT_MARKER).unlink(missing_ok=True)  # fault injection: once per run
     entries = {t.name: {"fingerprint": fps[t.name][0], "space": fps[t.name][1],
                         "model": t.model, "kind": t.kind, "precision": t.precision,
-                        "folder": teacher_folder(t.name, fps[t.name][0])}
+                        "folder": shards.teacher_folder_name(t.name, fps[t.name][0])}
                for t in settings.teachers}
     write_manifest(store, manifest, plan, source, settings.fmt, shard_size, cfg.labels.codec,
                    entries)
@@ -354,7 +356,7 @@ def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
             run = TeacherRun(t.name, fps[t.name][0], str(store / entries[t.name]["folder"]),
                              plan.num_shards(shard_size))
             begin = time.perf_counter()
-            _label_teacher(run, t, plan, source, store, settings, cfg, progress)
+            _label_teacher(run, t, plan, source, store, settings, cfg, progress, worker_cls)
             run.wall_s = time.perf_counter() - begin
             runs.append(run)
     finally:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from depthdistill.config import (ConfigError, ImagesConfig, LabelsConfig, StagesConfig,
                                  TeacherConfig, ViewsConfig)
-from depthdistill.pipeline.label import FAULT_MARKER, LabelWorker, MicroBatcher
+from depthdistill.pipeline.label import LabelWorker, MicroBatcher
 from depthdistill.pipeline.plan import build_plan
 from depthdistill.pipeline.run import check_manifest, resolve_settings, run_labels
 from depthdistill.pipeline.sources import open_source
@@ -108,7 +108,7 @@ def test_manifest_check_refuses_other_fingerprint_or_plan(assets, tmp_path):
     store = tmp_path / "store"
     store.mkdir()
     (store / "manifest.json").write_text(json.dumps(
-        {"plan_hash": plan.plan_hash, "format": "webdataset", "shard_size": 2,
+        {"plan_hash": plan.plan_hash, "format": "webdataset", "shard_size": 2, "num_shards": 3,
          "teachers": {"dav2": {"fingerprint": "aaaa"}}}))
     check_manifest(store, plan, "webdataset", 2, {"dav2": "aaaa", "new": "cccc"})  # fine
     with pytest.raises(ValueError, match="fingerprint aaaa"):
@@ -185,11 +185,14 @@ def test_end_to_end_cache_and_partial_rerun(ray_local, assets, tmp_path):
 def test_actor_killed_mid_run_still_labels_every_view_once(ray_local, assets, tmp_path):
     from depthdistill.shards import validate_store
 
-    cfg = make_cfg(assets, tmp_path / "out", num_actors=2, fault_kill_after=3, max_retries=2)
-    summary = run_labels(cfg)
+    import fault_workers
+
+    fault_workers.ray_by_value()
+    cfg = make_cfg(assets, tmp_path / "out", num_actors=2, max_retries=2)
+    summary = run_labels(cfg, worker_cls=fault_workers.DyingLabelWorker)
     assert summary.ok, summary.teachers[0].failed
     run = summary.teachers[0]
-    assert (summary.store / FAULT_MARKER).exists()  # the injected death happened
+    assert (summary.store / fault_workers.CLAIM_FILE).exists()  # the injected death happened
     assert run.retried >= 1 and run.done == summary.num_shards
     assert sorted(p.name for p in Path(run.folder).iterdir()) == [
         f"shard-00000{i}.{ext}" for i in range(3) for ext in ("json", "tar")]

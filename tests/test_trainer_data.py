@@ -194,7 +194,7 @@ def test_corrupt_shard_is_skipped_and_counted_or_strict(tmp_path: Path, caplog) 
     assert keys == {shards.view_key(i, 0) for i in (0, 1, 4, 5)}
     assert batches[-1]["position"]["skipped"] == 1 and "sha256" in caplog.text
     strict = iter(_dataset(store, strict=True, shuffle_buffer=1))
-    with pytest.raises(tdata.ShardChecksumError, match="shard-000001"):
+    with pytest.raises(shards.ShardChecksumError, match="shard-000001"):
         for _ in range(3):  # one epoch reaches the bad shard
             next(strict)
 

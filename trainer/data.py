@@ -44,26 +44,21 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from depthdistill.shards import ShardChecksumError
+
 logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- store checks
 
 
-class ShardChecksumError(ValueError):
-    """A shard's bytes do not match the sha256 in its done marker."""
-
-
 def verify_shard(store, index: int, teachers: tuple[str, ...]) -> None:
-    """Compare the views and teacher shard files of `index` with their done markers' sha256."""
-    from depthdistill.shards import atomic
+    """The views and teacher shard files of `index` against their done markers' sha256
+    (`shards.verify_checksum`: ShardChecksumError naming the file)."""
+    from depthdistill.shards import verify_checksum
 
-    paths = [store.views_shard_path(index)] + [store.teacher_shard_path(t, index) for t in teachers]
-    for path in paths:
-        expected = (atomic.read_marker(path.parent, index) or {}).get("sha256")
-        if expected and atomic.sha256_path(path) != expected:
-            raise ShardChecksumError(f"{path}: sha256 does not match its done marker; the file is corrupt "
-                                     "(re-run `depthdistill labels` after deleting it and its .json marker)")
+    for path in [store.views_shard_path(index)] + [store.teacher_shard_path(t, index) for t in teachers]:
+        verify_checksum(path, index)
 
 
 def check_store(path: str | Path, teachers: list[str] | tuple[str, ...]):

@@ -17,7 +17,6 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -227,11 +226,13 @@ def read_students(path: Path) -> dict:
 
 def find_store(labels_out: Path, labels_log: Path | None = None) -> Path:
     """The label store the labels step wrote: its `store: PATH` line, else the one store there."""
+    from depthdistill.shards.layout import MANIFEST_FILE
+
     if labels_log is not None and labels_log.is_file():
         for line in labels_log.read_text(errors="replace").splitlines():
-            if line.startswith("store: ") and (Path(line[7:].strip()) / "manifest.json").is_file():
+            if line.startswith("store: ") and (Path(line[7:].strip()) / MANIFEST_FILE).is_file():
                 return Path(line[7:].strip())
-    stores = sorted(p.parent for p in Path(labels_out).glob("*/manifest.json"))
+    stores = sorted(p.parent for p in Path(labels_out).glob(f"*/{MANIFEST_FILE}"))
     if len(stores) != 1:
         raise ValueError(f"{labels_out}: expected exactly one label store, found {len(stores)} "
                          f"({[s.name for s in stores]}); use a fresh --out")

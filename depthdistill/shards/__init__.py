@@ -39,20 +39,23 @@ For a webdataset pipeline over raw tar samples, map ``decode_views_sample`` /
 ``depthdistill shards validate|inspect`` commands.
 """
 
-from .atomic import clean_partial, done_shards, is_done, read_marker, sha256_path
+from .atomic import (ShardChecksumError, checksum_error, clean_partial, done_shards, is_done, marker_matches,
+                     read_marker, remove_shard_temps, sha256_path, verify_checksum)
 from .base import (NullShardWriter, ShardWriter, decode_label_sample, decode_png,
                    decode_views_sample, encode_png)
 from .codec import (CODECS, DEFAULT_CODEC, NonFiniteLabelError, decode_maps, encode_maps,
                     get_spec)
-from .schema import (BAD_INPUTS_FILE, FORMATS, MANIFEST_FILE, PLAN_FILE, SPACES, VIEWS_FOLDER,
-                     Label, LabelSample, StoreSample, ViewSample, make_manifest, marker_path,
-                     read_manifest, shard_name, shard_path, teacher_folder_name, view_key,
-                     write_manifest)
+from .layout import (BAD_INPUTS_FILE, FORMATS, MANIFEST_FILE, PLAN_FILE, SPACES, VIEWS_FOLDER,
+                     marker_path, parse_teacher_folder, shard_name, shard_path, teacher_folder_name,
+                     teacher_folders, view_key)
+from .schema import Label, LabelSample, StoreSample, ViewSample, make_manifest, read_manifest, write_manifest
 from .store import LabelStore, TeacherInfo, open_shard, open_store, teacher_writer, views_writer
 from .webdataset_io import WebDatasetShardReader, WebDatasetShardWriter
 from .zarr_io import ZarrShardReader, ZarrShardWriter
 
 __all__ = [
+    "ShardChecksumError", "checksum_error", "marker_matches", "remove_shard_temps", "verify_checksum",
+    "parse_teacher_folder", "teacher_folders",
     "BAD_INPUTS_FILE", "CODECS", "DEFAULT_CODEC", "FORMATS", "MANIFEST_FILE", "PLAN_FILE",
     "SPACES", "VIEWS_FOLDER", "Label", "LabelSample", "LabelStore", "NonFiniteLabelError",
     "NullShardWriter", "ShardWriter", "StoreSample", "TeacherInfo", "ValidationReport",

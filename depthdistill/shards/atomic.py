@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .schema import marker_path, parse_shard_index, shard_name
+from .layout import marker_path, parse_shard_index, shard_name
 
 logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -139,6 +139,46 @@ def read_marker(folder: str | Path, index: int) -> dict[str, Any] | None:
 
 def is_done(folder: str | Path, index: int) -> bool:
     return read_marker(folder, index) is not None
+
+
+def marker_matches(folder: str | Path, index: int, *, count: int, first_key: str, last_key: str,
+                   fingerprint: str | None = None) -> bool:
+    """Is shard ``index`` done for exactly this plan chunk (count and first/last key) and, when
+    given, these teacher weights? A marker written for other keys is not done for this plan."""
+    marker = read_marker(folder, index)
+    if marker is None:
+        return False
+    same = (marker.get("count"), marker.get("first_key"), marker.get("last_key")) == (count, first_key, last_key)
+    if fingerprint is not None and marker.get("fingerprint") != fingerprint:
+        same = False
+    if not same:
+        logger.warning("%s/shard %d: done marker does not match this plan; relabeling it", folder, index)
+    return same
+
+
+class ShardChecksumError(ValueError):
+    """A shard's bytes do not match the sha256 in its done marker."""
+
+
+def checksum_error(path: str | Path, index: int, marker: dict[str, Any] | None = None) -> str | None:
+    """Why shard file ``path`` fails its marker's sha256 (None when it matches, or when there is
+    no marker / no recorded sha256 to check against)."""
+    path = Path(path)
+    marker = read_marker(path.parent, index) if marker is None else marker
+    expected = (marker or {}).get("sha256")
+    if not expected or not path.exists():
+        return None
+    if sha256_path(path) != expected:
+        return f"sha256 differs from its done marker ({expected[:12]}...)"
+    return None
+
+
+def verify_checksum(path: str | Path, index: int) -> None:
+    """Raise ShardChecksumError naming the file and the fix when its bytes are not the marked ones."""
+    why = checksum_error(path, index)
+    if why is not None:
+        raise ShardChecksumError(f"{path}: {why}; the file is corrupt (re-run `depthdistill labels`: it "
+                                 "relabels shards that fail their checksum)")
 
 
 def done_shards(folder: str | Path) -> list[int]:

@@ -20,9 +20,8 @@ import numpy as np
 
 from . import atomic
 from .codec import DEFAULT_CODEC, decode_maps, encode_maps, get_spec
-from .schema import (FORMATS, SCHEMA_VERSION, SPACES, LabelSample, ViewSample,
-                     check_label_sample, check_view_sample, dumps, marker_path, shard_name,
-                     shard_path)
+from .layout import FORMATS, SPACES, marker_path, shard_name, shard_path
+from .schema import SCHEMA_VERSION, LabelSample, ViewSample, check_label_sample, check_view_sample, dumps
 
 logger = logging.getLogger(__name__)
 KINDS = ("views", "teacher")

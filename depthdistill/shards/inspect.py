@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import atomic
-from .schema import BAD_INPUTS_FILE
+from .layout import BAD_INPUTS_FILE
 from .store import open_store
 
 logger = logging.getLogger(__name__)

@@ -1,77 +1,18 @@
-"""Names, keys and layout of the label store, the sample types, and the store manifest.
-
-    <store>/plan.jsonl, bad_inputs.jsonl, manifest.json
-    <store>/views/shard-000000.tar|.zarr               + shard-000000.json (done marker)
-    <store>/<teacher>@<fingerprint>/shard-000000.tar|.zarr + shard-000000.json
-
-``shard_name`` is the one function that names shard files; everything else derives from it.
-"""
+"""The sample types of the label store and its manifest (names and places: ``layout``)."""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
+from .layout import MANIFEST_FILE, SPACES, shard_ext, teacher_folder_name
+
 SCHEMA_VERSION = 1
-FORMATS = ("webdataset", "zarr")
-SPACES = ("disparity", "depth")
-VIEWS_FOLDER = "views"
-PLAN_FILE = "plan.jsonl"
-BAD_INPUTS_FILE = "bad_inputs.jsonl"
-MANIFEST_FILE = "manifest.json"
-# tar member suffixes (webdataset fields) of the two sample kinds
-VIEW_FIELDS = ("view.png", "meta.json")
-LABEL_FIELDS = ("global.q16", "patches.q16", "label.json")
-_SHARD_RE = re.compile(r"^shard-(\d{6,})\.(tar|zarr)$")
-_TEACHER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def shard_name(index: int) -> str:
-    """``shard_name(3) -> "shard-000003"`` (the stem of every shard file and marker)."""
-    if int(index) < 0:
-        raise ValueError(f"shard index must be >= 0, got {index}")
-    return f"shard-{int(index):06d}"
-
-
-def shard_ext(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise ValueError(f"labels.format: unknown shard format {fmt!r}; use one of {FORMATS}")
-    return ".tar" if fmt == "webdataset" else ".zarr"
-
-
-def shard_path(folder: str | Path, index: int, fmt: str) -> Path:
-    """``<folder>/shard-000000.tar`` (webdataset) or ``.zarr`` (zarr)."""
-    return Path(folder) / (shard_name(index) + shard_ext(fmt))
-
-
-def marker_path(folder: str | Path, index: int) -> Path:
-    """The done marker ``<folder>/shard-000000.json``, written last."""
-    return Path(folder) / (shard_name(index) + ".json")
-
-
-def parse_shard_index(path: str | Path) -> int | None:
-    m = _SHARD_RE.match(Path(path).name)
-    return int(m.group(1)) if m else None
-
-
-def view_key(image_index: int, view_index: int) -> str:
-    """The key of a view: ``f"{image_index:08d}_{view_index:02d}"``; keys sort like views."""
-    return f"{int(image_index):08d}_{int(view_index):02d}"
-
-
-def teacher_folder_name(teacher: str, fingerprint: str) -> str:
-    """``<teacher>@<fingerprint>``: a new fingerprint gets a new folder, never overwrites."""
-    if not _TEACHER_NAME_RE.match(teacher or ""):
-        raise ValueError(f"teachers[].name: {teacher!r} is not a usable folder name; use letters, "
-                         "digits, '_', '.', '-'")
-    if not re.fullmatch(r"[0-9a-zA-Z]+", fingerprint or ""):
-        raise ValueError(f"teacher {teacher!r}: fingerprint {fingerprint!r} must be hex/alphanumeric")
-    return f"{teacher}@{fingerprint}"
 
 
 # ----------------------------------------------------------------------------- samples
@@ -166,15 +107,17 @@ def make_manifest(*, fmt: str, num_shards: int, shard_size: int, num_views: int,
 
 def write_manifest(store: str | Path, manifest: dict[str, Any]) -> Path:
     """Atomically (re)write ``<store>/manifest.json``."""
-    from .atomic import atomic_write_bytes
-
     path = Path(store) / MANIFEST_FILE
     atomic_write_bytes(path, json.dumps(manifest, sort_keys=True, indent=1).encode())
     return path
 
 
-def read_manifest(store: str | Path) -> dict[str, Any]:
+def read_manifest(store: str | Path, *, missing_ok: bool = False) -> dict[str, Any]:
+    """The store's manifest; ValueError naming the fix when absent or broken ({} when absent
+    and ``missing_ok``: a store the pipeline is about to create)."""
     path = Path(store) / MANIFEST_FILE
+    if missing_ok and not path.exists():
+        return {}
     if not path.is_file():
         raise ValueError(f"{path}: no manifest; this is not a finished label store (run "
                          "`depthdistill labels` to write one, or pass the store folder itself)")

@@ -10,8 +10,8 @@ from typing import Any, Iterable, Iterator
 from . import atomic
 from .base import ShardWriter, check_format
 from .codec import DEFAULT_CODEC
-from .schema import (VIEWS_FOLDER, Label, LabelSample, StoreSample, ViewSample, read_manifest,
-                     shard_path, teacher_folder_name)
+from .layout import VIEWS_FOLDER, shard_path, teacher_folder_name
+from .schema import Label, LabelSample, StoreSample, ViewSample, read_manifest
 from .webdataset_io import WebDatasetShardReader, WebDatasetShardWriter
 from .zarr_io import ZarrShardReader, ZarrShardWriter
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .schema import LabelSample, ViewSample, read_manifest, shard_path, teacher_folder_name, VIEWS_FOLDER
+from .layout import VIEWS_FOLDER, shard_path, teacher_folder_name
+from .schema import LabelSample, ViewSample, read_manifest
 from .store import open_shard
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ def _check_marker(report: ValidationReport, path: Path, index: int) -> dict | No
     if not path.exists():
         report.add(path, "missing-shard", "shard file/folder is missing")
         return None
-    if marker is not None and marker.get("sha256") != atomic.sha256_path(path):
-        report.add(path, "checksum", f"sha256 differs from marker {str(marker.get('sha256'))[:12]}...")
+    why = atomic.checksum_error(path, index, marker) if marker is not None else None
+    if why is not None:
+        report.add(path, "checksum", why)
     return marker
 
 

@@ -16,7 +16,8 @@ from typing import Any, Iterator
 from . import atomic
 from .base import (ShardWriter, decode_label_sample, decode_views_sample, encode_label_sample,
                    encode_png)
-from .schema import LABEL_FIELDS, VIEW_FIELDS, LabelSample, ViewSample, dumps
+from .layout import LABEL_FIELDS, VIEW_FIELDS
+from .schema import LabelSample, ViewSample, dumps
 
 logger = logging.getLogger(__name__)
 TAR_MTIME = 946684800  # 2000-01-01T00:00:00Z: fixed, so equal inputs give equal bytes
