@@ -335,19 +335,25 @@ def edge_f1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, pool: int 
     return torch.where(true.flatten(1).any(1), f1.double(), float("nan"))
 
 
-def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, space: str = "disparity",
-                   depth_range: tuple[float, float] = (1e-3, 10.0),
-                   thin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The Marigold / GenPercept protocol, per image. The project's only evaluation implementation.
+def to_disparity(x: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A map in its space -> (disparity float32, valid bool). Non-finite values, and depth <= 0,
+    are invalid (disparity 0 there). The trainer reads every teacher's labels through this."""
+    finite = torch.isfinite(x)
+    if space == "disparity":
+        return torch.where(finite, x, 0.0).float(), finite
+    if space == "depth":
+        valid = finite & (x > 0)
+        return torch.where(valid, 1.0 / torch.where(valid, x, 1.0), 0.0).float(), valid
+    raise ValueError(f"label space {space!r} is unknown; the store must record 'disparity' or 'depth'")
 
-    `mask` is the dataset's evaluation mask (strict range, crop, set mask; the caller builds it);
-    pixels with non-finite or non-positive GT are dropped from it. disparity: fit pred to 1/gt
-    over mask & pred > 0, clip the aligned disparity at >= 1e-3, invert. depth: fit pred to gt
-    over mask. Then clip to `depth_range`, then >= 1e-6, and score on the mask (float64).
-    Beyond AbsRel / delta1, on the same aligned depth: `edge_f1` (depth discontinuities found
-    within a pixel, on maps pooled by `edge_pool`) and `thin_abs_rel` (AbsRel on mask & `thin`, the thin-structure
-    pixels; NaN without a thin mask or with no thin pixel).
-    -> {"abs_rel", "delta1", "edge_f1", "thin_abs_rel", "scale", "shift", "num_valid"}, each [B]."""
+
+def aligned_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, space: str = "disparity",
+                  depth_range: tuple[float, float] = (1e-3, 10.0)):
+    """The protocol's alignment: a raw prediction -> metric depth, least-squares fitted on `mask`.
+
+    disparity: fit pred to 1/gt over mask & pred > 0, clip the aligned disparity at >= 1e-3,
+    invert. depth: fit pred to gt over mask. Then clip to `depth_range`, then >= 1e-6 (float64).
+    -> (depth [B, H, W] float64, scale [B], shift [B], valid [B, H, W]: mask & finite gt > 0)."""
     if space not in SPACES:
         raise ValueError(f"evaluation space {space!r} is not known; use 'disparity' or 'depth' "
                          "(the model's output space)")
@@ -366,6 +372,23 @@ def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, spa
         scale, shift = _scale_shift64(p, g, valid)
         depth = p * scale[:, None, None] + shift[:, None, None]  # [B, H, W]
     depth = depth.clamp(lo, hi).clamp_min(DEPTH_FLOOR)  # [B, H, W]
+    return depth, scale, shift, valid
+
+
+def evaluate_depth(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, space: str = "disparity",
+                   depth_range: tuple[float, float] = (1e-3, 10.0),
+                   thin: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The Marigold / GenPercept protocol, per image. The project's only evaluation implementation.
+
+    `mask` is the dataset's evaluation mask (strict range, crop, set mask; the caller builds it);
+    pixels with non-finite or non-positive GT are dropped from it. The prediction is aligned by
+    `aligned_depth` and scored on the mask (float64). Beyond AbsRel / delta1, on the same aligned
+    depth: `edge_f1` (depth discontinuities found within a pixel, on maps pooled by
+    `edge_pool`) and `thin_abs_rel` (AbsRel on mask & `thin`, the thin-structure pixels; NaN
+    without a thin mask or with no thin pixel).
+    -> {"abs_rel", "delta1", "edge_f1", "thin_abs_rel", "scale", "shift", "num_valid"}, each [B]."""
+    depth, scale, shift, valid = aligned_depth(pred, gt, mask, space, depth_range)
+    g = torch.where(valid, gt.double(), 1.0)
     thin_mask = valid & _check_maps(thin, gt=gt) if thin is not None else torch.zeros_like(valid)
     return {"abs_rel": abs_rel(depth, g, valid), "delta1": delta1(depth, g, valid),
             "edge_f1": edge_f1(depth, g, valid, edge_pool(g.shape[-2:])), "thin_abs_rel": abs_rel(depth, g, thin_mask),

@@ -73,7 +73,7 @@ def test_align_to_gt_undoes_an_affine_disparity():
     gt = np.array([[1.0, 2.0], [4.0, 8.0]])
     valid = np.ones_like(gt, dtype=bool)
     pred = 3.0 * (1.0 / gt) + 0.5  # an affine map of the true disparity
-    np.testing.assert_allclose(report.align_to_gt(pred, gt, valid, "disparity"), 1.0 / gt, atol=1e-9)
+    np.testing.assert_allclose(report.align_to_gt(pred, gt, valid, "disparity", (1e-3, 80.0)), 1.0 / gt, atol=1e-9)
 
 
 def _write_events(tb: Path, series: dict[str, list[tuple[int, float]]]) -> None:

@@ -129,15 +129,11 @@ def buffer_shuffle(items: Iterator[Any], size: int, rng: random.Random) -> Itera
 
 
 def to_disparity(x: np.ndarray, space: str) -> tuple[np.ndarray, np.ndarray]:
-    """A label map in its space -> (disparity float32, valid bool). Depth <= 0 is invalid."""
-    finite = np.isfinite(x)
-    if space == "disparity":
-        return np.where(finite, x, 0.0).astype(np.float32), finite
-    if space == "depth":
-        valid = finite & (x > 0)
-        safe = np.where(valid, x, 1.0)
-        return np.where(valid, 1.0 / safe, 0.0).astype(np.float32), valid
-    raise ValueError(f"label space {space!r} is unknown; the store must record 'disparity' or 'depth'")
+    """A label map in its space -> (disparity float32, valid bool): `depth.to_disparity` on numpy."""
+    from depthdistill.depth import to_disparity as convert
+
+    disp, valid = convert(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), space)
+    return disp.numpy(), valid.numpy()
 
 
 def sample_arrays(sample, teachers: tuple[str, ...], max_patches: int) -> dict[str, Any]:

@@ -12,34 +12,30 @@ import logging
 from dataclasses import asdict
 
 logger = logging.getLogger(__name__)
-EVAL_RANGE = (1e-3, 80.0)  # as depthdistill.models.teacher_card
 
 
 def ls_crop_alignment(predict, num_images: int, seed: int = 0, image_hw: tuple[int, int] = (384, 512)) -> dict:
     """Mean AbsRel / delta1 on the central crop under global vs local least-squares alignment."""
     import torch
 
-    from depthdistill.depth import abs_rel, align_scale_shift, delta1
-    from depthdistill.world import render
+    from depthdistill.depth import abs_rel, aligned_depth, delta1
+    from depthdistill.evaluation.rendered import RenderedWorldDataset
 
     h, w = image_hw
     top, left = h // 4, w // 4
     crop = (slice(None), slice(top, top + h // 2), slice(left, left + w // 2))
     sums = {f"{k}_{m}": 0.0 for k in ("global_ls", "local_ls") for m in ("abs_rel", "delta1")}
-    for index in range(num_images):
-        s = render("eval", index, seed=seed, height=h, width=w)
+    data = RenderedWorldDataset("eval", num_images, seed=seed, image_hw=image_hw)
+    for s in data:
         rgb = torch.from_numpy(s.rgb).permute(2, 0, 1)[None].float() / 255.0  # [1, 3, H, W]
-        gt = torch.from_numpy(s.depth)[None]  # [1, H, W] metres
-        valid = torch.from_numpy(s.valid)[None] & (gt > EVAL_RANGE[0]) & (gt < EVAL_RANGE[1])  # [1, H, W]
+        gt, mask = torch.from_numpy(s.depth)[None], torch.from_numpy(s.mask)[None]  # [1, H, W]
         with torch.inference_mode():
             disp = predict(rgb).float()  # [1, H, W]
-        gt_disp = torch.where(valid, 1.0 / gt.clamp_min(1e-6), torch.zeros_like(gt))  # [1, H, W]
-        whole, _, _ = align_scale_shift(disp, gt_disp, valid & (disp > 0))  # [1, H, W]
-        local, _, _ = align_scale_shift(disp[crop], gt_disp[crop], valid[crop] & (disp[crop] > 0))  # [1, h, w]
-        for name, aligned in (("global_ls", whole[crop]), ("local_ls", local)):
-            depth = (1.0 / aligned.clamp_min(1e-3)).clamp(*EVAL_RANGE)  # [1, h, w]
-            sums[f"{name}_abs_rel"] += float(abs_rel(depth, gt[crop], valid[crop])[0]) / num_images
-            sums[f"{name}_delta1"] += float(delta1(depth, gt[crop], valid[crop])[0]) / num_images
+        whole, *_ = aligned_depth(disp, gt, mask, "disparity", data.depth_range)  # fitted on the whole image
+        local, *_ = aligned_depth(disp[crop], gt[crop], mask[crop], "disparity", data.depth_range)  # on the crop
+        for name, depth in (("global_ls", whole[crop]), ("local_ls", local)):  # each [1, h, w]
+            sums[f"{name}_abs_rel"] += float(abs_rel(depth, gt[crop].double(), mask[crop])[0]) / num_images
+            sums[f"{name}_delta1"] += float(delta1(depth, gt[crop].double(), mask[crop])[0]) / num_images
     return sums
 
 

@@ -107,13 +107,17 @@ def plot_curves(runs: dict[str, dict[str, list[tuple[int, float]]]], path: Path)
     return path
 
 
-def align_to_gt(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, space: str) -> np.ndarray:
-    """Least-squares scale/shift of a raw map to GT (disparity models to 1/GT); returns disparity."""
-    target = 1.0 / np.where(valid, gt_depth, 1.0) if space == "disparity" else gt_depth
-    a = np.stack([pred[valid], np.ones(int(valid.sum()))], axis=1).astype(np.float64)  # [N, 2]
-    (scale, shift), *_ = np.linalg.lstsq(a, target[valid].astype(np.float64), rcond=None)
-    aligned = scale * pred.astype(np.float64) + shift  # [H, W]
-    return aligned if space == "disparity" else 1.0 / np.clip(aligned, 1e-3, None)
+def align_to_gt(pred: np.ndarray, gt_depth: np.ndarray, valid: np.ndarray, space: str,
+                depth_range: tuple[float, float]) -> np.ndarray:
+    """A raw map aligned to GT by the eval protocol (`depth.aligned_depth`), as disparity to draw."""
+    import torch
+
+    from depthdistill.depth import aligned_depth
+
+    depth, *_ = aligned_depth(torch.from_numpy(np.asarray(pred, np.float64))[None],
+                              torch.from_numpy(np.asarray(gt_depth, np.float64))[None],
+                              torch.from_numpy(np.asarray(valid, bool))[None], space, depth_range)
+    return 1.0 / depth[0].numpy()  # [H, W]
 
 
 def picture_grid(eval_root: Path, names: list[str], predict_dirs: dict[str, str], path: Path) -> Path:
@@ -123,6 +127,8 @@ def picture_grid(eval_root: Path, names: list[str], predict_dirs: dict[str, str]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from PIL import Image
+
+    from depthdistill.evaluation.datasets import SPECS
 
     cols = ["input", *predict_dirs, "ground truth"]
     cmap = plt.get_cmap("inferno").copy()
@@ -138,7 +144,7 @@ def picture_grid(eval_root: Path, names: list[str], predict_dirs: dict[str, str]
         for label, folder in predict_dirs.items():
             pred = np.load(Path(folder) / f"{name}.npy")
             space = json.loads((Path(folder) / f"{name}.depth16.json").read_text()).get("space", "disparity")
-            panels.append(align_to_gt(pred, gt, valid, space))
+            panels.append(align_to_gt(pred, gt, valid, space, SPECS["world"].depth_range))
         panels.append(gt_disp)
         for c, panel in enumerate(panels):
             ax = axes[r][c]

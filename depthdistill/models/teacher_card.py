@@ -1,7 +1,7 @@
 """Measure the embedded teachers on the world's `eval` split and write their model cards.
 
 Every number on a card comes from `measure_teacher` on renders of the eval split (never seen in
-training), affine-aligned with the project's one protocol (`depthdistill.depth`):
+training), scored by the evaluation runner (`score_sample`: the project's one protocol):
 - whole image: AbsRel / delta1 with the teacher fed the whole image;
 - the paper's Fig. 2 in miniature, on the central (H/2, W/2) crop: the teacher fed the crop
   (local view) vs the teacher fed the whole image, its map cropped (global view), each aligned
@@ -16,11 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
-EDGE_JUMP = 0.05  # a depth discontinuity: |log d - log d_neighbour| above this
-EVAL_RANGE = (1e-3, 80.0)  # the world's depth range in metres (sky is invalid, not far)
+from depthdistill.depth import EDGE_JUMP
+from depthdistill.evaluation.datasets import EvalSample
 
 Predict = Callable[[torch.Tensor], torch.Tensor]  # rgb01 [1, 3, h, w] -> disparity [1, h, w] (Teacher.predict)
 
@@ -42,81 +41,45 @@ class TeacherMetrics:
     delta1_se: float = float("nan")
 
 
-def _aligned_depth(pred_disp: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Align disparity to 1/GT on `valid` (least squares), clip, invert, clip to the range."""
-    from depthdistill.depth import align_scale_shift
-
-    gt_disp = torch.where(valid, 1.0 / gt.clamp_min(1e-6), torch.zeros_like(gt))
-    aligned, _, _ = align_scale_shift(pred_disp, gt_disp, valid & (pred_disp > 0))
-    return (1.0 / aligned.clamp_min(1e-3)).clamp(*EVAL_RANGE)
-
-
-def _edges(depth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Pixels next to a depth discontinuity (both neighbours valid). [1, h, w] bool."""
-    log_d = torch.log(depth.clamp_min(1e-6))
-    edges = torch.zeros_like(valid)
-    dx = ((log_d[..., :, 1:] - log_d[..., :, :-1]).abs() > EDGE_JUMP) & valid[..., :, 1:] & valid[..., :, :-1]
-    dy = ((log_d[..., 1:, :] - log_d[..., :-1, :]).abs() > EDGE_JUMP) & valid[..., 1:, :] & valid[..., :-1, :]
-    edges[..., :, 1:] |= dx
-    edges[..., 1:, :] |= dy
-    return edges
-
-
-def _edge_f1(pred_depth: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor) -> float:
-    """F-score of predicted vs true depth edges with a one-pixel tolerance."""
-    import torch.nn.functional as F
-
-    true, found = _edges(gt, valid), _edges(pred_depth, valid)
-    near_true = F.max_pool2d(true.float()[:, None], 3, 1, 1)[:, 0] > 0
-    near_found = F.max_pool2d(found.float()[:, None], 3, 1, 1)[:, 0] > 0
-    precision = (found & near_true).sum() / found.sum().clamp_min(1)
-    recall = (true & near_found).sum() / true.sum().clamp_min(1)
-    return float(2 * precision * recall / (precision + recall).clamp_min(1e-9))
-
-
-def _abs_rel_on(depth: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> float:
-    if not bool(mask.any()):
-        return float("nan")
-    return float(((depth - gt).abs() / gt)[mask].mean())
-
-
 def measure_teacher(predict: Predict, num_images: int = 64, image_hw: tuple[int, int] = (384, 512),
                     seed: int = 0) -> TeacherMetrics:
-    """Score one teacher (a disparity predictor) on the first `num_images` eval renders."""
-    from depthdistill.depth import evaluate_depth
-    from depthdistill.world import render
+    """Score one teacher (a disparity predictor) on the first `num_images` eval renders, every
+    map through the evaluation runner's `score_sample` (the protocol of `depthdistill eval`)."""
+    from depthdistill.evaluation.rendered import RenderedWorldDataset
+    from depthdistill.evaluation.runner import mean_and_se, score_sample
 
     height, width = image_hw
-    rows: dict[str, list[float]] = {k: [] for k in TeacherMetrics.__dataclass_fields__
-                                    if k != "images" and not k.endswith("_se")}
     top, left, ch, cw = height // 4, width // 4, height // 2, width // 2
-    for index in range(num_images):
-        s = render("eval", index, seed=seed, height=height, width=width)
+    data = RenderedWorldDataset("eval", num_images, seed=seed, image_hw=image_hw)
+    rows: dict[str, list[float]] = {}
+    for s in data:
         rgb = torch.from_numpy(s.rgb).permute(2, 0, 1)[None].float() / 255.0  # [1, 3, H, W]
-        gt = torch.from_numpy(s.depth)[None]
-        valid = torch.from_numpy(s.valid)[None] & (gt > EVAL_RANGE[0]) & (gt < EVAL_RANGE[1])
-        thin = torch.from_numpy(s.thin)[None] & valid
-        whole = predict(rgb).cpu()  # [1, H, W]: the teacher resizes to its input and back
-        scores = evaluate_depth(whole, gt, valid, space="disparity", depth_range=EVAL_RANGE)
-        rows["abs_rel"].append(float(scores["abs_rel"][0]))
-        rows["delta1"].append(float(scores["delta1"][0]))
-        crop = (slice(None), slice(top, top + ch), slice(left, left + cw))
-        gt_c, valid_c, thin_c = gt[crop], valid[crop], thin[crop]
-        views = {
-            "local": predict(rgb[:, :, top:top + ch, left:left + cw]).cpu(),  # [1, H/2, W/2]
-            "global": whole[crop],
+        whole = predict(rgb).cpu()[0].numpy()  # [H, W]: the teacher resizes to its input and back
+        crop = EvalSample(key=s.key, rgb=s.rgb[top:top + ch, left:left + cw], depth=s.depth[top:top + ch, left:left + cw],
+                          mask=s.mask[top:top + ch, left:left + cw], thin=s.thin[top:top + ch, left:left + cw])
+        scores = {
+            "": score_sample(whole, s, "disparity", data.depth_range),
+            "local": score_sample(predict(rgb[:, :, top:top + ch, left:left + cw]).cpu()[0].numpy(), crop,
+                                  "disparity", data.depth_range),  # the teacher fed the crop
+            "global": score_sample(whole[top:top + ch, left:left + cw], crop, "disparity", data.depth_range),
         }
-        for name, disp in views.items():
-            scores = evaluate_depth(disp, gt_c, valid_c, space="disparity", depth_range=EVAL_RANGE)
-            rows[f"crop_{name}_abs_rel"].append(float(scores["abs_rel"][0]))
-            rows[f"crop_{name}_delta1"].append(float(scores["delta1"][0]))
-            depth = _aligned_depth(disp, gt_c, valid_c)
-            rows[f"thin_{name}_abs_rel"].append(_abs_rel_on(depth, gt_c, thin_c))
-            rows[f"edge_f1_{name}"].append(_edge_f1(depth, gt_c, valid_c))
-    means = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in rows.items()}
-    spread = {f"{k}_se": float(np.std(rows[k], ddof=1) / np.sqrt(len(rows[k]))) if len(rows[k]) > 1
-              else float("nan") for k in ("abs_rel", "delta1")}
-    return TeacherMetrics(images=num_images, **means, **spread)
+        for view, sc in scores.items():
+            for metric, value in (sc or {}).items():
+                rows.setdefault(_field(metric, view), []).append(value)
+    stats = {k: mean_and_se(v) for k, v in rows.items()}
+    fields = {k: stats[k][0] for k in TeacherMetrics.__dataclass_fields__ if k in stats}
+    return TeacherMetrics(images=num_images, **fields, abs_rel_se=stats["abs_rel"][1], delta1_se=stats["delta1"][1])
+
+
+def _field(metric: str, view: str) -> str:
+    """score_sample's metric name + the view -> the TeacherMetrics field (crop_local_abs_rel, ...)."""
+    if not view:
+        return metric
+    if metric == "edge_f1":
+        return f"edge_f1_{view}"
+    if metric == "thin_abs_rel":
+        return f"thin_{view}_abs_rel"
+    return f"crop_{view}_{metric}"
 
 
 def _plain(value) -> str:
@@ -156,6 +119,6 @@ def write_card(folder: Path, name: str, description: str, metrics: dict[str, Tea
         "", "Crop columns: the central (H/2, W/2) region. *local*: the teacher fed the crop; *global*: the "
         "teacher fed the whole image, its map cropped; each aligned on the crop (the paper's Fig. 2). "
         f"Thin: pixels of poles, rails and legs. Edge F1: depth discontinuities (|log-depth jump| > {EDGE_JUMP}) "
-        "found within one pixel.", "",
+        "found within one pixel, on maps pooled to a ~96-px short side (`depth.edge_pool`).", "",
     ]
     (folder / "README.md").write_text("\n".join(lines))
