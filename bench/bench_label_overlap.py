@@ -1,7 +1,7 @@
 """Label encoding behind the model: serial (model, then encode) vs `LabelWorker.label_shard`.
 
 A labeling actor quantises and compresses every label it writes. Before the writer thread
-(`pipeline.label.BackgroundShardWriter`) it did so after the shard's last forward pass, so a
+(`depthdistill.background.BackgroundConsumer`) it did so after the shard's last forward pass, so a
 GPU waited for the CPU. This bench runs the actor's real code path on the paper's view sizes
 (560-px global view, 560-px patches, 2x2 grid) with a stand-in teacher whose `predict` sleeps
 for the GPU time (sleeping releases the GIL like waiting on a CUDA sync) and returns smooth,

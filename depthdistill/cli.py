@@ -10,11 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import sys
 
 import typer
-
-from depthdistill.config import ConfigError
 
 app = typer.Typer(
     name="depthdistill",
@@ -72,11 +69,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def main() -> None:
     setup_logging()
-    try:
-        app()
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    app()  # each command maps a user-fixable error to `error: ...` + exit 2 (commands/errors.py)
 
 
 if __name__ == "__main__":

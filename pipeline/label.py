@@ -3,7 +3,7 @@
 `LabelWorker` holds one loaded teacher. For a shard it starts a prefetch thread that reads,
 decodes and cuts every view (`cut_view`) while the main thread feeds the model micro-batches
 of up to `batch_size` inputs (each view's global image and its k x k patches). As soon as a
-view's global and patch maps are all out, a writer thread (`BackgroundShardWriter`) encodes it
+view's global and patch maps are all out, a writer thread (`BackgroundConsumer`) encodes it
 into the shard through `depthdistill.shards` (which refuses NaN/inf naming the key; temp name,
 fsync, rename, then the done marker), so label encoding (quantise, predict, zstd: it releases
 the GIL) runs while the teacher works on the next views instead of after the last one. The
@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from depthdistill.background import BackgroundConsumer, BackgroundIterator
+
 from .decode import DEFAULT_MAX_IMAGE_PIXELS, content_hash, decode_image
 from .sources import ImageRef, ImageSource
 
 logger = logging.getLogger(__name__)
-
-_END = object()
 
 
 @dataclass
@@ -95,16 +93,6 @@ def open_teacher_shard(store: Path, index: int, fmt: str, codec: str, teacher):
                           space=teacher.space, codec=codec)
 
 
-def _prefetch(generator, out: queue.Queue) -> None:
-    """Thread body: push items (or the raised exception) then the end sentinel."""
-    try:
-        for item in generator:
-            out.put(item)
-    except BaseException as err:  # handed to the consumer, which re-raises it
-        out.put(err)
-    out.put(_END)
-
-
 class MicroBatcher:
     """Groups same-sized inputs into batches of at most `batch_size` for `predict`.
 
@@ -146,50 +134,6 @@ class MicroBatcher:
             self.results[slot] = out.astype(np.float32, copy=False)
 
 
-class BackgroundShardWriter:
-    """Feeds samples to a shard writer on its own thread; use as a context around the model loop.
-
-    `put` hands a sample over (blocking when `maxsize` samples wait, which bounds memory) and
-    re-raises the first error the writer thread met (e.g. NaN labels), so the loop stops early.
-    Leaving the context drains the queue and joins the thread; an error met there is raised
-    unless the body already failed. `encode_s` sums the thread's time inside `writer.write`.
-    """
-
-    def __init__(self, writer, maxsize: int = 16) -> None:
-        self.writer = writer
-        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
-        self.error: BaseException | None = None
-        self.encode_s = 0.0
-        self.thread = threading.Thread(target=self._run, daemon=True, name="shard-writer")
-
-    def _run(self) -> None:
-        while (sample := self.queue.get()) is not _END:
-            if self.error is not None:
-                continue  # keep draining so that put() never blocks forever
-            start = time.perf_counter()
-            try:
-                self.writer.write(sample)
-            except BaseException as err:  # re-raised in the caller's thread
-                self.error = err
-            self.encode_s += time.perf_counter() - start
-
-    def put(self, sample) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(sample)
-
-    def __enter__(self) -> "BackgroundShardWriter":
-        self.thread.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        self.queue.put(_END)
-        self.thread.join()
-        if exc_type is None and self.error is not None:
-            raise self.error
-        return False
-
-
 class LabelWorker:
     """One teacher, loaded once; `label_shard` is the unit of work (one shard).
 
@@ -218,11 +162,8 @@ class LabelWorker:
         `emit(LabelSample)` for each view, in key order, once all its maps are out."""
         from depthdistill.shards import LabelSample
 
-        items: queue.Queue = queue.Queue(maxsize=max(1, self.prefetch))
-        thread = threading.Thread(
-            target=_prefetch, args=(iter_cut_views(self.source, rows, self.max_pixels), items),
-            daemon=True)
-        thread.start()
+        items = BackgroundIterator(iter_cut_views(self.source, rows, self.max_pixels), depth=max(1, self.prefetch),
+                                   name="cut-views")
         batcher = MicroBatcher(self.teacher.predict, self.batch_size)
         views: list[tuple[str, int]] = []  # (key, number of patches) in key order
         emitted = 0
@@ -240,9 +181,7 @@ class LabelWorker:
                                  patches=np.stack(maps[1:])))  # [k*k, P, P]
                 emitted += 1
 
-        while (item := items.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
+        for item in items:
             key = item.row["key"]
             views.append((key, len(item.patches)))
             batcher.add((key, -1), item.view)  # global view [V, V, 3]
@@ -250,7 +189,6 @@ class LabelWorker:
                 batcher.add((key, j), patch)
             emit_finished()
             self.views_done += 1
-        thread.join()
         batcher.flush()
         emit_finished()
         return [key for key, _ in views], batcher
@@ -259,12 +197,12 @@ class LabelWorker:
         """Label + write one shard; returns the done row (also stored in the marker)."""
         start = time.perf_counter()
         with open_teacher_shard(self.store, shard_index, self.fmt, self.codec, self.teacher) as writer:
-            with BackgroundShardWriter(writer) as background:
+            with BackgroundConsumer(writer.write, name="shard-writer") as background:
                 keys, batcher = self.run_teacher(rows, background.put)
             wall = time.perf_counter() - start  # the model and the encoding of every label
             info = {"node_id": _node_id(), "pid": os.getpid(), "teacher_calls": batcher.calls,
                     "teacher_images": batcher.images, "busy_s": round(batcher.busy_s, 4),
-                    "wall_s": round(wall, 4), "encode_s": round(background.encode_s, 4)}
+                    "wall_s": round(wall, 4), "encode_s": round(background.busy_s, 4)}
             writer.annotate(node_id=info["node_id"], pid=info["pid"], teacher_calls=info["teacher_calls"],
                             teacher_images=info["teacher_images"],
                             timing={"model_s": info["busy_s"], "label_s": info["wall_s"],

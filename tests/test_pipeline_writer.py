@@ -1,4 +1,4 @@
-"""BackgroundShardWriter: the labeling actor encodes finished views on a thread, in order,
+"""BackgroundConsumer: the labeling actor encodes finished views on a thread, in order,
 while the teacher runs; a writer error stops the loop and reaches the caller."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from depthdistill.pipeline.label import BackgroundShardWriter
+from depthdistill.background import BackgroundConsumer
 
 
 class ListWriter:
@@ -27,11 +27,11 @@ class ListWriter:
 
 def test_all_samples_written_in_order_and_timed():
     writer = ListWriter()
-    with BackgroundShardWriter(writer, maxsize=2) as background:
+    with BackgroundConsumer(writer.write, maxsize=2) as background:
         for i in range(50):
             background.put(i)
     assert writer.samples == list(range(50))
-    assert background.encode_s > 0 and not background.thread.is_alive()
+    assert background.busy_s > 0 and not background.thread.is_alive()
 
 
 def test_put_returns_before_the_sample_is_written():
@@ -39,7 +39,7 @@ def test_put_returns_before_the_sample_is_written():
     caller sets only after put() returned (a synchronous writer would time out here)."""
     gate = threading.Event()
     writer = ListWriter(gate=gate)
-    with BackgroundShardWriter(writer) as background:
+    with BackgroundConsumer(writer.write) as background:
         background.put("a")
         gate.set()
     assert writer.saw_gate_open == [True] and writer.samples == ["a"]
@@ -48,7 +48,7 @@ def test_put_returns_before_the_sample_is_written():
 def test_writer_error_stops_the_loop_and_is_raised_in_the_caller():
     writer = ListWriter(fail_on=3)
     with pytest.raises(ValueError, match="label 3"):
-        with BackgroundShardWriter(writer, maxsize=1) as background:
+        with BackgroundConsumer(writer.write, maxsize=1) as background:
             for i in range(1000):
                 background.put(i)  # raises once the thread has met sample 3
     assert writer.samples == [0, 1, 2]  # nothing after the bad sample reaches the shard
@@ -58,7 +58,7 @@ def test_writer_error_stops_the_loop_and_is_raised_in_the_caller():
 def test_error_found_only_at_the_end_is_raised_on_exit():
     writer = ListWriter(fail_on="last")
     with pytest.raises(ValueError, match="last"):
-        with BackgroundShardWriter(writer) as background:
+        with BackgroundConsumer(writer.write) as background:
             background.put("first")
             background.put("last")
     assert writer.samples == ["first"]
@@ -67,7 +67,7 @@ def test_error_found_only_at_the_end_is_raised_on_exit():
 def test_a_failing_body_keeps_its_own_error_and_stops_the_thread():
     writer = ListWriter()
     with pytest.raises(RuntimeError, match="teacher failed"):
-        with BackgroundShardWriter(writer) as background:
+        with BackgroundConsumer(writer.write) as background:
             background.put(1)
             raise RuntimeError("teacher failed")
     assert not background.thread.is_alive() and writer.samples == [1]

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from depthdistill import shards
+from depthdistill.background import BackgroundIterator
 from depthdistill.trainer import data as tdata
 from depthdistill.views import plan_view
 
@@ -202,7 +203,7 @@ def test_corrupt_shard_is_skipped_and_counted_or_strict(tmp_path: Path, caplog) 
 def test_background_batches_same_order_errors_and_close(store: Path) -> None:
     pos = tdata.DataPosition()
     plain = _take(iter(tdata.build_loader(_dataset(store, batch_size=3), 0)), 6, pos)
-    background = tdata.BackgroundBatches(iter(tdata.build_loader(_dataset(store, batch_size=3), 0)), depth=2)
+    background = BackgroundIterator(iter(tdata.build_loader(_dataset(store, batch_size=3), 0)), depth=2)
     assert _take(background, 6, tdata.DataPosition()) == plain
     background.close()
     assert not background._thread.is_alive()  # the endless stream's thread stopped
@@ -211,12 +212,12 @@ def test_background_batches_same_order_errors_and_close(store: Path) -> None:
         yield 1
         raise ValueError("store is smaller than ranks x workers")
 
-    items = tdata.BackgroundBatches(failing())
+    items = BackgroundIterator(failing())
     assert next(items) == 1
     with pytest.raises(ValueError, match="smaller"):
         next(items)
     with pytest.raises(StopIteration):
         next(items)
-    assert list(tdata.BackgroundBatches(iter(range(5)), depth=1)) == [0, 1, 2, 3, 4]
+    assert list(BackgroundIterator(iter(range(5)), depth=1)) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="depth"):
-        tdata.BackgroundBatches(iter([]), depth=0)
+        BackgroundIterator(iter([]), depth=0)

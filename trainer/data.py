@@ -22,7 +22,7 @@ DataLoader worker of a DDP rank reads and in *what order*, and turns them into t
   warning and counted, or raises when `strict`.
 
 - **Overlap.** With `num_workers: 0` the trainer still decodes off the critical path:
-  `BackgroundBatches` runs the loader in one thread, `depth` batches ahead (decoding is numpy /
+  `depthdistill.background.BackgroundIterator` runs the loader in one thread, a few batches ahead (decoding is numpy /
   zlib / PIL work that overlaps the step's torch ops). Batches reach the loop in the same order,
   and the position is recorded when the loop *consumes* a batch, so resume is unchanged.
 
@@ -33,9 +33,7 @@ The teacher of a batch is drawn in the main process by `TeacherSampler` (a pure 
 from __future__ import annotations
 
 import logging
-import queue
 import random
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -306,63 +304,3 @@ def build_loader(dataset: ShardStream, num_workers: int) -> torch.utils.data.Dat
     """A DataLoader over ready-made batches (decoding happens in the workers)."""
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
                                        persistent_workers=False, prefetch_factor=2 if num_workers else None)
-
-
-class _Raised:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-_END = object()
-
-
-class BackgroundBatches:
-    """Iterate `source` in a daemon thread, up to `depth` items ahead; same items, same order.
-
-    An exception in `source` is re-raised by the `next()` that would have returned the item.
-    `close()` stops the thread (the stream is endless, so the loop must call it)."""
-
-    def __init__(self, source: Iterator[Any], depth: int = 2):
-        if depth < 1:
-            raise ValueError(f"BackgroundBatches: depth must be >= 1, got {depth}")
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(target=self._run, args=(source,), name="batch-prefetch", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, source: Iterator[Any]) -> None:
-        try:
-            for item in source:
-                if not self._put(item):
-                    return
-            self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            self._put(_Raised(exc))
-
-    def __iter__(self) -> BackgroundBatches:
-        return self
-
-    def __next__(self) -> Any:
-        if self._finished:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _END or isinstance(item, _Raised):
-            self._finished = True
-            if item is _END:
-                raise StopIteration
-            raise item.exc
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)

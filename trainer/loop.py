@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from depthdistill.background import BackgroundIterator
 from depthdistill.models import student as students
 
 from . import checkpoint as ckpt
@@ -349,7 +350,7 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
                                     position=dataclasses.replace(state.position))
         batches = iter(tdata.build_loader(dataset, tc.num_workers))
         if tc.num_workers == 0:  # decode in a thread, overlapping the step (workers do that otherwise)
-            batches = prefetcher = tdata.BackgroundBatches(batches)
+            batches = prefetcher = BackgroundIterator(batches, name="batch-prefetch")
         if state.rng is not None:
             ckpt.set_rng_state(state.rng)
         sampler = tdata.TeacherSampler({t.name: t.weight for t in config.teachers}, seed=tc.seed)

@@ -10,6 +10,8 @@ from typing import List, Optional
 
 import typer
 
+from depthdistill.commands.errors import user_errors
+
 from depthdistill.commands import options
 
 DATASET_NAMES = ("nyuv2", "kitti", "eth3d", "scannet", "diode", "world", "middlebury")
@@ -53,6 +55,7 @@ def load_stages(config: Optional[Path]):
     return StagesConfig()
 
 
+@user_errors
 def command(
     model: List[str] = typer.Option(..., "--model", "-m",
                                     help="embedded://NAME, hub id, folder, or teacher:NAME; repeat for a table"),
@@ -71,18 +74,14 @@ def command(
     from rich.console import Console
 
     stages = load_stages(config)
-    try:
-        pairs = (pair_datasets(dataset, root) if dataset else
-                 [(d.name, d.root) for d in stages.eval.datasets])
-        from depthdistill.evaluation.report import build_table
-        from depthdistill.evaluation.runner import run_eval
+    pairs = (pair_datasets(dataset, root) if dataset else
+             [(d.name, d.root) for d in stages.eval.datasets])
+    from depthdistill.evaluation.report import build_table
+    from depthdistill.evaluation.runner import run_eval
 
-        out_dir = out or Path(stages.eval.out)
-        results = run_eval(model, pairs, stages, device=device, batch_size=batch_size,
-                           input_size=input_size, out=out_dir, progress=not no_progress)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    out_dir = out or Path(stages.eval.out)
+    results = run_eval(model, pairs, stages, device=device, batch_size=batch_size,
+                       input_size=input_size, out=out_dir, progress=not no_progress)
     console = Console()
     console.print(build_table(results))
     for r in results:

@@ -1,7 +1,8 @@
 """`depthdistill labels`: run every teacher once over an image collection and write the store.
 
-Thin: parse -> load_config (ConfigError -> exit 2 before any model loads) -> run_labels ->
-closing table. torch / ray are imported inside `command` (CLI start-up stays fast).
+Thin: parse -> load_config -> run_labels (which resolves the CLI overrides first) -> closing
+table. A ConfigError (a ValueError) exits 2 before any model loads; torch / ray are imported
+inside `command` (CLI start-up stays fast).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from typing import Optional
 
 import typer
 
+from depthdistill.commands.errors import user_errors
 
+
+@user_errors
 def command(
     config: Path = typer.Option(Path("stages.yaml"), "--config", "-c", help="stages file"),
     images: Optional[str] = typer.Option(
@@ -24,30 +28,16 @@ def command(
     """Label an image collection with the configured teachers (Ray), once."""
     from rich.console import Console
 
-    from depthdistill.config import ConfigError, load_config
-
-    console = Console(stderr=False)
-    try:
-        overrides = {"labels.format": fmt} if fmt else None
-        cfg = load_config(config, overrides)
-        from depthdistill.pipeline.run import resolve_settings
-
-        resolve_settings(cfg, images=images, out=out, teachers=teachers, fmt=fmt)  # exit 2 early
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    from depthdistill.config import load_config
     from depthdistill.pipeline.run import run_labels
     from depthdistill.pipeline.summary import NullProgress, TqdmProgress, render_summary
 
-    try:
-        summary = run_labels(cfg, images=images, out=out, teachers=teachers, fmt=fmt,
-                             progress=NullProgress() if no_progress else TqdmProgress())
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except ValueError as exc:  # bad source path, store mismatch, ...: user-fixable input
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    console = Console(stderr=False)
+    cfg = load_config(config, {"labels.format": fmt} if fmt else None)
+    # a bad key, teacher subset or format is a ConfigError before any model or Ray starts
+
+    summary = run_labels(cfg, images=images, out=out, teachers=teachers, fmt=fmt,
+                         progress=NullProgress() if no_progress else TqdmProgress())
     render_summary(summary, console)
     if not summary.ok:
         console.print(f"rerun: depthdistill labels --config {config}"

@@ -10,9 +10,12 @@ from typing import List, Optional
 
 import typer
 
+from depthdistill.commands.errors import user_errors
+
 from depthdistill.commands import options
 
 
+@user_errors
 def command(
     inputs: List[Path] = typer.Argument(..., help="images and/or folders (folders recurse)"),
     model: str = typer.Option(..., "--model", "-m", help="embedded://NAME, hub id, folder, or teacher:NAME"),
@@ -28,16 +31,12 @@ def command(
     from depthdistill.commands.eval import load_stages
 
     stages = load_stages(config)
-    try:
-        from depthdistill.evaluation.predict import predict_images
-        from depthdistill.evaluation.predictor import DepthPredictor
+    from depthdistill.evaluation.predict import predict_images
+    from depthdistill.evaluation.predictor import DepthPredictor
 
-        predictor = DepthPredictor(model, stages, device=device, input_size=input_size, batch_size=batch_size)
-        summary = predict_images(inputs, predictor, out, sheet=sheet, batch_size=batch_size,
-                                 progress=not no_progress)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    predictor = DepthPredictor(model, stages, device=device, input_size=input_size, batch_size=batch_size)
+    summary = predict_images(inputs, predictor, out, sheet=sheet, batch_size=batch_size,
+                             progress=not no_progress)
     for path, reason in summary.bad:
         typer.echo(f"skipped {path}: {reason}", err=True)
     typer.echo(f"{len(summary.written)} images written to {summary.out}, {len(summary.bad)} skipped"

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from depthdistill.commands.errors import user_errors
+
 app = typer.Typer(help="Inspect or validate a label store.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 
@@ -20,6 +22,7 @@ def _size(n: int) -> str:
 
 
 @app.command("inspect")
+@user_errors
 def inspect(path: Path = typer.Argument(..., help="label store folder (holds manifest.json)"),
             png: Optional[Path] = typer.Option(None, "--png", help="write a preview PNG here"),
             samples: int = typer.Option(3, "--samples", help="samples in the preview")) -> None:
@@ -29,11 +32,7 @@ def inspect(path: Path = typer.Argument(..., help="label store folder (holds man
 
     from depthdistill.shards.inspect import inspect_store, render_preview
 
-    try:
-        summary = inspect_store(path)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2)
+    summary = inspect_store(path)
     console = Console()
     console.print(f"[bold]{summary.path}[/]  format={summary.format}  shards={summary.num_shards}  "
                   f"views={summary.num_views}  bad inputs={summary.num_bad_inputs}  "
@@ -46,15 +45,12 @@ def inspect(path: Path = typer.Argument(..., help="label store folder (holds man
                       f"{f.qerr_max:.1e}" if f.space else "-")
     console.print(table)
     if png is not None:
-        try:
-            out = render_preview(path, png, num_samples=samples)
-        except ValueError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2)
+        out = render_preview(path, png, num_samples=samples)
         console.print(f"preview: {out} (columns: view, then per teacher: global, patches on footprints)")
 
 
 @app.command("validate")
+@user_errors
 def validate(path: Path = typer.Argument(..., help="label store folder (holds manifest.json)")) -> None:
     """Check checksums, markers, key order, NaN/inf and shapes of every shard; exit 1 on a fault."""
     from rich.console import Console
@@ -62,11 +58,7 @@ def validate(path: Path = typer.Argument(..., help="label store folder (holds ma
 
     from depthdistill.shards.validate import validate_store
 
-    try:
-        report = validate_store(path)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2)
+    report = validate_store(path)
     console = Console(width=200)
     if report.leftovers:
         console.print(f"[yellow]{len(report.leftovers)} leftover temp file(s); a rerun of "

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from depthdistill.commands.errors import user_errors
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Teacher utilities: train the embedded tiny teachers, cache GenPercept's prompt embedding.")
 
@@ -21,6 +23,7 @@ def teachers() -> None:
 
 
 @app.command("embed-prompt")
+@user_errors
 def embed_prompt(
     text_encoder: str = typer.Option(..., "--text-encoder",
                                      help="Hub id or folder with text_encoder/ + tokenizer/ (SD2 OpenCLIP-H, "
@@ -32,16 +35,13 @@ def embed_prompt(
     """Compute GenPercept's empty-prompt text embedding once and cache it as a file."""
     from depthdistill.models.prompt_embedding import embed_prompt_to_file
 
-    try:
-        embedding = embed_prompt_to_file(text_encoder, out, text_encoder_subfolder=text_encoder_subfolder,
-                                         tokenizer_subfolder=tokenizer_subfolder)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    embedding = embed_prompt_to_file(text_encoder, out, text_encoder_subfolder=text_encoder_subfolder,
+                                     tokenizer_subfolder=tokenizer_subfolder)
     typer.echo(f"wrote {out}: empty-prompt embedding {list(embedding.shape)} from {text_encoder}")
 
 
 @app.command("train")
+@user_errors
 def train(
     out: Path = typer.Option(Path("depthdistill/assets/teachers"), help="Folder that receives dav2-tiny/ and genpercept-tiny/."),
     device: str = typer.Option("cpu", help="cpu or cuda; the schedule is in steps, so both give the same recipe."),
@@ -71,6 +71,7 @@ def train(
 
 
 @app.command("card")
+@user_errors
 def card(
     out: Path = typer.Option(Path("depthdistill/assets/teachers"), help="Folder holding dav2-tiny/ and genpercept-tiny/."),
     device: str = typer.Option("cpu"),

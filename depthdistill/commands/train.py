@@ -13,6 +13,8 @@ from typing import Optional
 
 import typer
 
+from depthdistill.commands.errors import user_errors
+
 
 def torchrun_args(nproc: int, shards: Path, config: Path, out: Optional[Path], steps: Optional[int]) -> list[str]:
     """The argv of `torch.distributed.run` for a single-node DDP run."""
@@ -25,6 +27,7 @@ def torchrun_args(nproc: int, shards: Path, config: Path, out: Optional[Path], s
     return args
 
 
+@user_errors
 def command(
     shards: Path = typer.Option(..., "--shards", "-s", help="label store folder (made by `depthdistill labels`)"),
     config: Path = typer.Option(Path("stages.yaml"), "--config", "-c", help="stages.yaml"),
@@ -47,10 +50,6 @@ def command(
         return
     from depthdistill.trainer.loop import train
 
-    try:
-        result = train(cfg, shards, out, steps=steps)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    result = train(cfg, shards, out, steps=steps)
     typer.echo(f"trained {result.steps} steps ({result.skipped_steps} skipped, {result.skipped_shards} bad shards); "
                f"best eval AbsRel {result.best_abs_rel:.4f}; student: {result.export_dir}")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from depthdistill.commands.errors import user_errors
+
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Render the embedded synthetic RGB-D world (export a split, draw a contact sheet).")
 
@@ -17,6 +19,7 @@ SPLIT_HELP = "teacher-train | unlabeled | val | eval (disjoint random streams)"
 
 
 @app.command("export")
+@user_errors
 def export(
     split: str = typer.Option("unlabeled", "--split", help=SPLIT_HELP),
     n: int = typer.Option(64, "--n", help="number of images (indices 0..n-1)"),
@@ -32,16 +35,13 @@ def export(
     """Render images 0..n-1 of a split into OUT (uint16 mm depth PNGs, 0 = invalid)."""
     from depthdistill.world import export_split
 
-    try:
-        path = export_split(split, n, out, seed=seed, height=height, width=width, fmt=fmt,
-                            with_depth=with_depth, num_workers=workers or None)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from err
+    path = export_split(split, n, out, seed=seed, height=height, width=width, fmt=fmt,
+                        with_depth=with_depth, num_workers=workers or None)
     typer.echo(f"wrote {n} {split} images ({height}x{width}, seed {seed}) to {path}")
 
 
 @app.command("sheet")
+@user_errors
 def sheet(
     split: str = typer.Option("eval", "--split", help=SPLIT_HELP),
     n: int = typer.Option(12, "--n", help="number of images on the sheet"),
@@ -54,9 +54,5 @@ def sheet(
     """Draw a contact sheet: each image's RGB next to its turbo-coloured depth (invalid black)."""
     from depthdistill.world.sheet import contact_sheet
 
-    try:
-        path = contact_sheet(split, n, out, seed=seed, height=height, width=width, columns=columns)
-    except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from err
+    path = contact_sheet(split, n, out, seed=seed, height=height, width=width, columns=columns)
     typer.echo(f"wrote contact sheet of {n} {split} images to {path}")
