@@ -118,7 +118,7 @@ def step_rate(store: Path, student: str, batch: int, device: torch.device, args)
     dist = loop.Dist(device=device)
     t0 = time.perf_counter()
     with torch.device(device):  # random init on the GPU
-        state = loop.build_state(config, dist, None)
+        state = loop.build_state(config.train, dist, None)
     built = time.perf_counter() - t0
     sampler = tdata.TeacherSampler({"dav2": 0.7, "gp": 0.3}, seed=0)
     loss_fn = losses.DistillationLoss(config.train)
@@ -126,16 +126,16 @@ def step_rate(store: Path, student: str, batch: int, device: torch.device, args)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(args.warmup):
-        stats = loop.train_step(state, batches, sampler, loss_fn, config, dist)
+        stats = loop.train_step(state, batches, sampler, loss_fn, config.train, dist)
     sync(device)
     n, t0 = 0, time.perf_counter()
     while n < args.min_steps or time.perf_counter() - t0 < args.row_s:
-        stats = loop.train_step(state, batches, sampler, loss_fn, config, dist)
+        stats = loop.train_step(state, batches, sampler, loss_fn, config.train, dist)
         n += 1
     sync(device)
     sec = (time.perf_counter() - t0) / n
     with FlopCounterMode(display=False) as counter:
-        loop.train_step(state, batches, sampler, loss_fn, config, dist)
+        loop.train_step(state, batches, sampler, loss_fn, config.train, dist)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     finite = stats is not None
     del state

@@ -21,9 +21,15 @@ import yaml
 
 from depthdistill.models.kinds import KINDS, TEACHER_KINDS
 
+# The project's vocabulary, defined once (cheap to import: depth, models, shards use it too).
 PRECISIONS = ("fp32", "fp16", "bf16")
-NORMALIZATIONS = ("global", "hybrid", "local", "none")
+NORMALIZATIONS = ("none", "global", "local", "hybrid")  # depth.normalize kinds, in Table 1's order
+SPACES = ("disparity", "depth")  # a teacher's output space, recorded with its labels
+WORLD_IMAGE_HW = (384, 512)  # (H, W) of the embedded world's renders
+STUDENT_PATCH = 14  # the DAv2 students' patch: their input (views.view_size) is a multiple of it
 DEFAULT_INPUT_MULTIPLE = {name: k.input_multiple for name, k in KINDS.items()}
+Norm = Literal[NORMALIZATIONS]  # type: ignore[valid-type]  # Literal["none", "global", "local", "hybrid"]
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 
 
 class ConfigError(ValueError):
@@ -40,7 +46,7 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 class ImagesConfig:
     # folder, .tar shard(s), a text file of paths, or world://<split>?n=N
     source: str = "world://unlabeled?n=64"
-    image_size: tuple[int, ...] = (384, 512)  # (H, W) of world:// renders; real collections keep their own
+    image_size: tuple[int, ...] = WORLD_IMAGE_HW  # (H, W) of world:// renders; real collections keep their own
 
     def __post_init__(self) -> None:
         _check(bool(self.source.strip()), "images.source", self.source, "give a folder, .tar, list file or world://unlabeled?n=N")
@@ -74,7 +80,7 @@ class TeacherConfig:
     kind: str = "dav2"  # a key of models.kinds.KINDS: dav2 | genpercept | dpt
     model: str = "embedded://dav2-tiny"  # embedded://..., hub id, or local folder
     weight: float = 1.0  # probability weight of this teacher in the trainer's per-batch draw
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     input_size: int = 112  # fixed square input side the teacher runs at
     batch_size: int = 16
     input_multiple: int = 0  # 0 = the kind's (models.kinds: 14 DAv2, 8 GenPercept, 32 DPT)
@@ -139,11 +145,11 @@ class TrainConfig:
     w_lg: float = 0.5
     w_feat: float = 1.0
     w_grad: float = 2.0
-    norm_sc: Literal["global", "hybrid", "local", "none"] = "hybrid"
-    norm_lg: Literal["global", "hybrid", "local", "none"] = "hybrid"
+    norm_sc: Norm = "hybrid"
+    norm_lg: Norm = "hybrid"
     # gradient matching on the globally normalized residual: the MiDaS / Depth Anything convention
     # (hybrid's context-averaged residual jumps at the teacher's bin edges; docs/science/README.md)
-    norm_grad: Literal["global", "hybrid", "local", "none"] = "global"
+    norm_grad: Norm = "global"
     feat_alpha: float = 0.85
     feat_reduce: Literal["kept", "all"] = "kept"
     # L_feat's frozen encoder: auto = the pretrained weights the student starts from (init_from),
@@ -205,6 +211,26 @@ def _default_teachers() -> tuple[TeacherConfig, ...]:
     )
 
 
+def _student_patch(student: str) -> int | None:
+    """The patch size of `train.student` when it can be known cheaply: the named DAv2 sizes, and
+    a local or embedded folder's config.json; None for a hub id (checked when it is built)."""
+    if student in ("tiny", "small", "base", "large"):
+        return STUDENT_PATCH
+    folder = Path(student)
+    if student.startswith("embedded://"):
+        from depthdistill.models.hub import EMBEDDED_ROOT
+
+        folder = EMBEDDED_ROOT / student[len("embedded://"):]
+    config = folder / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text())
+    except ValueError:
+        return None
+    return int(data.get("patch_size") or data.get("backbone_config", {}).get("patch_size") or STUDENT_PATCH)
+
+
 @dataclass(frozen=True, kw_only=True)
 class StagesConfig:
     images: ImagesConfig = field(default_factory=ImagesConfig)
@@ -227,6 +253,10 @@ class StagesConfig:
                 size = getattr(self.views, key)
                 _check(size % t.input_multiple == 0, f"views.{key}", size,
                        f"must be a multiple of teacher '{t.name}' patch size {t.input_multiple}")
+        patch = _student_patch(self.train.student)
+        _check(patch is None or self.views.view_size % patch == 0, "views.view_size", self.views.view_size,
+               f"must be a multiple of the student's patch ({patch}, train.student {self.train.student!r}): the "
+               "student is trained on the views and exported at that input size")
 
     def teacher(self, name: str) -> TeacherConfig:
         for t in self.teachers:

@@ -28,8 +28,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-KINDS = ("global", "hybrid", "local", "none")
-SPACES = ("disparity", "depth")
+from depthdistill.config import NORMALIZATIONS as KINDS  # noqa: E402 - the one list, in config.py
+from depthdistill.config import SPACES  # noqa: E402
 HYBRID_LEVELS = (1, 2, 4)  # equal-width bins of the teacher's valid range: 1 + 2 + 4 = 7 contexts
 LOCAL_LEVELS = (4,)  # the 4 finest contexts only
 MAD_EPS = 1e-6

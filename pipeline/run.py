@@ -274,13 +274,14 @@ def _views_shards(plan: Plan, source: ImageSource, store: Path, fmt: str, shard_
 
 
 def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource, store: Path,
-                   settings: RunSettings, cfg, progress, worker_cls=LabelWorker) -> None:
-    """One teacher: skip finished shards, label the rest on an actor pool of `worker_cls`."""
+                   settings: RunSettings, lab, progress, worker_cls=LabelWorker) -> None:
+    """One teacher: skip finished shards, label the rest on an actor pool of `worker_cls`.
+    `lab`: the LabelsConfig section."""
     import ray
 
     folder = Path(run.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shard_size = cfg.labels.shard_size
+    shard_size = lab.shard_size
     todo = [i for i in range(run.num_shards) if not shard_done(plan, folder, i, shard_size, run.fingerprint)]
     run.skipped = run.num_shards - len(todo)
     if not todo:
@@ -289,7 +290,6 @@ def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource
     options = actor_options(settings.actor_resources)
     actor_cls = ray.remote(worker_cls).options(max_restarts=0, max_concurrency=1, **options)
     num_actors = default_num_actors(settings.num_actors, options)
-    lab = cfg.labels
 
     def make_actor():
         return actor_cls.remote(teacher_cfg, source, str(store), fmt=settings.fmt,
@@ -329,7 +329,7 @@ def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
 
     progress = progress or NullProgress()
     settings = resolve_settings(cfg, images=images, out=out, teachers=teachers, fmt=fmt)
-    image_size = tuple(getattr(cfg.images, "image_size", (384, 512)))
+    image_size = tuple(cfg.images.image_size)
     source = open_source(settings.source, image_size=image_size)
     plan = build_plan(source, cfg.views, max_pixels=cfg.labels.max_image_pixels)
     if not plan.rows:
@@ -356,7 +356,7 @@ def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
             run = TeacherRun(t.name, fps[t.name][0], str(store / entries[t.name]["folder"]),
                              plan.num_shards(shard_size))
             begin = time.perf_counter()
-            _label_teacher(run, t, plan, source, store, settings, cfg, progress, worker_cls)
+            _label_teacher(run, t, plan, source, store, settings, cfg.labels, progress, worker_cls)
             run.wall_s = time.perf_counter() - begin
             runs.append(run)
     finally:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from depthdistill.config import WORLD_IMAGE_HW
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -150,7 +152,7 @@ class WorldSource(ImageSource):
     """`world://<split>?n=N[&seed=S]`: images rendered on the fly by depthdistill.world.
     The pipeline only uses the RGB (encoded as PNG so it hashes like any file)."""
 
-    def __init__(self, spec: str, image_size: tuple[int, int] = (384, 512)) -> None:
+    def __init__(self, spec: str, image_size: tuple[int, int] = WORLD_IMAGE_HW) -> None:
         parsed = urlparse(spec)
         query = parse_qs(parsed.query)
         self.split = parsed.netloc or parsed.path.strip("/")
@@ -181,7 +183,7 @@ class WorldSource(ImageSource):
         return buf.getvalue()
 
 
-def open_source(spec: str, *, image_size: tuple[int, int] = (384, 512)) -> ImageSource:
+def open_source(spec: str, *, image_size: tuple[int, int] = WORLD_IMAGE_HW) -> ImageSource:
     """Pick the source kind from `spec` (the `images.source` key or `--images`)."""
     spec = str(spec)
     if spec.startswith("world://"):

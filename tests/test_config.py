@@ -145,3 +145,23 @@ def test_cli_labels_bad_config_exits_2_before_loading_models(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "views.crop_min: got 50" in proc.stderr and str(path) in proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+def test_view_size_must_fit_the_student_not_only_the_teachers(tmp_path):
+    """A GenPercept-only config with 120-px views passes every teacher rule (multiple of 8) but the
+    DAv2 student needs a multiple of 14: caught at load, not at export after training."""
+    cfg = {"views": {"view_size": 120, "crop_min": 130, "patch_size": 120},
+           "teachers": [{"name": "gp", "kind": "genpercept", "model": "embedded://genpercept-tiny", "input_size": 120}],
+           "train": {"student": "tiny"}}
+    path = tmp_path / "gp-only.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"views.view_size: got 120; must be a multiple of the student's patch \(14"):
+        load_config(path)
+    cfg["train"]["student"] = "embedded://dav2-tiny"  # the patch is read from the folder's config.json
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match="student's patch"):
+        load_config(path)
+    cfg["views"] = {"view_size": 112, "crop_min": 129, "patch_size": 112}
+    cfg["teachers"][0]["input_size"] = 112
+    path.write_text(yaml.safe_dump(cfg))
+    assert load_config(path).views.view_size == 112

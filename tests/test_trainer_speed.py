@@ -98,13 +98,13 @@ def _run_step(reference: str) -> dict[str, float]:
                                     TeacherConfig(name="gp", weight=0.5, input_size=V)), train=tc)
     torch.manual_seed(tc.seed)
     dist = loop.Dist()
-    state = loop.build_state(config, dist, None)
+    state = loop.build_state(config.train, dist, None)
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for p in state.frozen.parameters():
             p.add_(0.2 * torch.randn(p.shape, generator=g))
     sampler = tdata.TeacherSampler({"dav2": 0.5, "gp": 0.5}, seed=3)
-    stats = loop.train_step(state, iter([fixed_batch(0), fixed_batch(1)]), sampler, loop.DistillationLoss(tc), config, dist)
+    stats = loop.train_step(state, iter([fixed_batch(0), fixed_batch(1)]), sampler, loop.DistillationLoss(tc), tc, dist)
     return {k: stats[k] for k in ("sc", "lg", "feat", "grad", "total", "grad_norm", "teacher/dav2", "teacher/gp")}
 
 

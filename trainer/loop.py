@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,6 +38,9 @@ from . import data as tdata
 from .export import export_student
 from .losses import TERMS, DistillationLoss
 from .optim import PolyWarmupSchedule, amp_dtype, build_optimizer, clip_and_norm, grad_scaler
+
+if TYPE_CHECKING:
+    from depthdistill.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 MAX_BAD_STEPS = 3
@@ -99,35 +102,36 @@ def gather_objects(obj: Any, dist: Dist) -> list[Any]:
 # ----------------------------------------------------------------------------- eval
 
 
-def evaluate_student(model, config, device: torch.device, dataset=None) -> dict[str, float]:
+@dataclass
+class EvalSetup:
+    """What the periodic eval needs: `train.eval_images` renders of the world's `val` split
+    (settings are chosen there, never on `eval`) and the student's input size."""
+
+    dataset: Any  # evaluation.rendered.RenderedWorldDataset, rendered once and kept
+    input_size: int  # views.view_size
+
+    @classmethod
+    def of(cls, config) -> "EvalSetup":
+        from depthdistill.evaluation.rendered import RenderedWorldDataset
+
+        data = RenderedWorldDataset("val", config.train.eval_images, image_hw=tuple(config.images.image_size))
+        return cls(data, config.views.view_size)
+
+
+def evaluate_student(model, setup: EvalSetup, device: torch.device) -> dict[str, float]:
     """The student scored by the evaluation runner (`evaluate_dataset`, the protocol and metrics
-    of `depthdistill eval`) on `train.eval_images` renders of the world's `val` split: settings
-    are chosen there, never on `eval`. The student runs as its export would (`DepthPredictor`)."""
+    of `depthdistill eval`); it runs as its export would (`DepthPredictor`)."""
     from depthdistill.evaluation.predictor import DepthPredictor, InMemoryStudent
     from depthdistill.evaluation.runner import evaluate_dataset
 
-    data = dataset or _eval_dataset(config)
     was_training = model.training
     model.eval()
     try:
-        predictor = DepthPredictor.wrap("student", InMemoryStudent(model, device), input_size=config.views.view_size)
-        result = evaluate_dataset(predictor, data, progress=False)
+        predictor = DepthPredictor.wrap("student", InMemoryStudent(model, device), input_size=setup.input_size)
+        result = evaluate_dataset(predictor, setup.dataset, progress=False)
     finally:
         model.train(was_training)
     return {k: v["mean"] for k, v in result.stats.items()}
-
-
-_EVAL_DATA: dict[tuple, Any] = {}
-
-
-def _eval_dataset(config):
-    """The trainer's eval renders (val split), rendered once per process."""
-    from depthdistill.evaluation.rendered import RenderedWorldDataset
-
-    key = (config.train.eval_images, tuple(config.images.image_size))
-    if key not in _EVAL_DATA:
-        _EVAL_DATA[key] = RenderedWorldDataset("val", config.train.eval_images, image_hw=key[1])
-    return _EVAL_DATA[key]
 
 
 @dataclass
@@ -161,8 +165,7 @@ class RunState:
     anchor: float | None = None  # L_anchor's median output (train.anchor_median or the first batch's)
 
 
-def build_state(config, dist: Dist, resume_from: Path | None) -> RunState:
-    tc = config.train
+def build_state(tc: "TrainConfig", dist: Dist, resume_from: Path | None) -> RunState:
     saved = ckpt.load_checkpoint(resume_from) if resume_from else None
     if saved is None:
         model = students.build_student(tc.student, tc.init, tc.init_from, seed=tc.seed)
@@ -232,9 +235,8 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 
 
 def train_step(state: RunState, batches, sampler: tdata.TeacherSampler, loss_fn: DistillationLoss,
-               config, dist: Dist) -> dict[str, float] | None:
+               tc: "TrainConfig", dist: Dist) -> dict[str, float] | None:
     """One optimizer step over `grad_accum` micro-batches; None when skipped (non-finite)."""
-    tc = config.train
     lrs = state.schedule.apply(state.step)
     state.optimizer.zero_grad(set_to_none=True)
     dtype = amp_dtype(tc.amp, dist.device)
@@ -304,21 +306,21 @@ def _handle_bad_step(state: RunState, step: int) -> None:
                                     "good checkpoint is kept: lower the learning rates or check the labels")
 
 
-def _initial_eval(state: RunState, config, dist: Dist, writer) -> None:
+def _initial_eval(state: RunState, setup: EvalSetup | None, dist: Dist, writer) -> None:
     """Score the untrained student once (step 0), so curves start from the real initial value."""
-    if not dist.is_main or config.train.eval_images == 0 or state.step != 0:
+    if not dist.is_main or setup is None or state.step != 0:
         return
-    metrics = evaluate_student(state.model, config, dist.device)
+    metrics = evaluate_student(state.model, setup, dist.device)
     for k, v in metrics.items():
         writer.add_scalar(f"eval/{k}", v, 0)
     logger.info("step 0 eval (initial student): abs_rel %.4f delta1 %.4f", metrics["abs_rel"], metrics["delta1"])
 
 
-def _maybe_eval(state: RunState, config, dist: Dist, out: Path, writer, step: int, final: bool) -> None:
-    tc = config.train
-    if not dist.is_main or tc.eval_images == 0 or not (step % tc.eval_every == 0 or final):
+def _maybe_eval(state: RunState, setup: EvalSetup | None, every: int, dist: Dist, writer, step: int,
+                final: bool) -> None:
+    if not dist.is_main or setup is None or not (step % every == 0 or final):
         return
-    metrics = evaluate_student(state.model, config, dist.device)
+    metrics = evaluate_student(state.model, setup, dist.device)
     for k, v in metrics.items():
         writer.add_scalar(f"eval/{k}", v, step)
     logger.info("step %d eval: abs_rel %.4f delta1 %.4f", step, metrics["abs_rel"], metrics["delta1"])
@@ -343,7 +345,7 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
         tdata.check_store(shards, teachers)
         resume_from = ckpt.find_resume(out)
         torch.manual_seed(tc.seed)
-        state = build_state(config, dist, resume_from)
+        state = build_state(tc, dist, resume_from)
         dataset = tdata.ShardStream(shards, teachers, batch_size=tc.batch_size, max_grid=config.views.max_grid,
                                     seed=tc.seed, shuffle_buffer=tc.shuffle_buffer, strict=tc.strict,
                                     rank=dist.rank, world_size=dist.world_size, num_workers=tc.num_workers,
@@ -361,12 +363,13 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(config.to_json())
             writer = SummaryWriter(str(out / "tb"), purge_step=state.step + 1)
-        _initial_eval(state, config, dist, writer)
+        setup = EvalSetup.of(config) if dist.is_main and tc.eval_images > 0 else None
+        _initial_eval(state, setup, dist, writer)
         bar = tqdm(total=tc.steps, initial=state.step, disable=not dist.is_main, desc="train")
         stats: dict[str, float] = {}
         while state.step < tc.steps:
             t0 = time.perf_counter()
-            result = train_step(state, batches, sampler, loss_fn, config, dist)
+            result = train_step(state, batches, sampler, loss_fn, tc, dist)
             if result is None:
                 _handle_bad_step(state, state.step)
                 continue
@@ -375,7 +378,7 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
             bar.update(1)
             log_step(writer, bar, stats, state.step, time.perf_counter() - t0)
             state.pending_best = False
-            _maybe_eval(state, config, dist, out, writer, state.step, final=state.step == tc.steps)
+            _maybe_eval(state, setup, tc.eval_every, dist, writer, state.step, final=state.step == tc.steps)
             if state.pending_best:
                 save(state, config, dist, out / ckpt.BEST)
             if state.step % tc.ckpt_every == 0 or state.step == tc.steps:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
+from depthdistill.config import WORLD_IMAGE_HW
+
 logger = logging.getLogger(__name__)
 
 
-def ls_crop_alignment(predict, num_images: int, seed: int = 0, image_hw: tuple[int, int] = (384, 512)) -> dict:
+def ls_crop_alignment(predict, num_images: int, seed: int = 0, image_hw: tuple[int, int] = WORLD_IMAGE_HW) -> dict:
     """Mean AbsRel / delta1 on the central crop under global vs local least-squares alignment."""
     import torch
 

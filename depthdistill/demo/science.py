@@ -35,10 +35,11 @@ from pathlib import Path
 
 import yaml
 
+from depthdistill.config import NORMALIZATIONS as NORMS  # Table 1's rows
+
 from .chain import REPO, Step, StepFailedError, StepRecord, cli, find_store, run_step
 
 logger = logging.getLogger(__name__)
-NORMS = ("none", "global", "local", "hybrid")
 NO_CROP_MIN = 1_000_000  # larger than any short side: the crop is the whole short side
 ISOLATE = {"train.w_feat": 0.0, "train.w_grad": 0.0}
 

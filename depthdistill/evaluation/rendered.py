@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from depthdistill.config import WORLD_IMAGE_HW
 from depthdistill.evaluation.datasets import SPECS, EvalSample
 
 
 class RenderedWorldDataset:
     """The first `n` images of a world split; `BenchmarkDataset`'s interface, rendered once."""
 
-    def __init__(self, split: str, n: int, *, seed: int = 0, image_hw: tuple[int, int] = (384, 512)):
+    def __init__(self, split: str, n: int, *, seed: int = 0, image_hw: tuple[int, int] = WORLD_IMAGE_HW):
         from depthdistill.world.render import check_args
 
         check_args(split, 0, *image_hw)

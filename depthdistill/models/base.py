@@ -18,7 +18,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SPACES = ("disparity", "depth")
+from depthdistill.config import SPACES  # noqa: E402 - the one list, in config.py
+
 PRECISION_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from depthdistill.config import WORLD_IMAGE_HW
 from depthdistill.depth import EDGE_JUMP
 from depthdistill.evaluation.datasets import EvalSample
 
@@ -41,7 +42,7 @@ class TeacherMetrics:
     delta1_se: float = float("nan")
 
 
-def measure_teacher(predict: Predict, num_images: int = 64, image_hw: tuple[int, int] = (384, 512),
+def measure_teacher(predict: Predict, num_images: int = 64, image_hw: tuple[int, int] = WORLD_IMAGE_HW,
                     seed: int = 0) -> TeacherMetrics:
     """Score one teacher (a disparity predictor) on the first `num_images` eval renders, every
     map through the evaluation runner's `score_sample` (the protocol of `depthdistill eval`)."""

@@ -25,6 +25,8 @@ from multiprocessing import get_context
 import numpy as np
 import torch
 
+from depthdistill.config import WORLD_IMAGE_HW
+
 from depthdistill.models import tiny_teachers as tt
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class TeacherSchedule:
     pool_images: int = 1200
-    image_hw: tuple[int, int] = (384, 512)
+    image_hw: tuple[int, int] = WORLD_IMAGE_HW
     input_size: int = 112
     batch_size: int = 16
     dav2_steps: int = 3000

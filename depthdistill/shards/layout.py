@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from depthdistill.config import SPACES  # noqa: E402,F401 - the one list, in config.py
+
 FORMATS = ("webdataset", "zarr")
-SPACES = ("disparity", "depth")
 VIEWS_FOLDER = "views"
 PLAN_FILE = "plan.jsonl"
 BAD_INPUTS_FILE = "bad_inputs.jsonl"
