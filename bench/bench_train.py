@@ -26,41 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import depthdistill.trainer  # noqa: E402,F401 - the trainer's OpenMP default, before torch loads
 
 import torch  # noqa: E402
-
-
-def build_store(root: Path, num: int, view: int, per_shard: int = 16) -> Path:
-    from depthdistill import shards
-    from depthdistill.views import plan_view
-
-    rng = np.random.default_rng(0)
-    store, teachers = root / "store", {"dav2": "disparity", "gp": "depth"}
-    num_shards = (num + per_shard - 1) // per_shard
-    yy, xx = np.mgrid[0:view, 0:view] / view
-    for s in range(num_shards):
-        items = []
-        for i in range(s * per_shard, min(num, (s + 1) * per_shard)):
-            plan = plan_view(f"img{i}", (384, 512), 0, 0, view_size=view, crop_min=view + 17, patch_size=view)
-            items.append((shards.view_key(i, 0), plan, rng.integers(0, 255, (view, view, 3), dtype=np.uint8)))
-        with shards.views_writer(store, s) as w:
-            for key, plan, img in items:
-                w.write(shards.ViewSample(key, img, plan.to_dict()))
-        for name, space in teachers.items():
-            with shards.teacher_writer(store, s, teacher=name, fingerprint="b0", space=space) as w:
-                for key, plan, _ in items:
-                    g = (1 + xx + rng.uniform(0.5, 2) * yy).astype(np.float32)  # [V, V]
-                    patches = np.stack([g] * len(plan.patches))  # [k*k, P, P]
-                    w.write(shards.LabelSample(key, g, patches) if space == "disparity"
-                            else shards.LabelSample(key, 1 / g, 1 / patches))
-    shards.write_manifest(store, shards.make_manifest(
-        fmt="webdataset", num_shards=num_shards, shard_size=per_shard, num_views=num, codec=shards.DEFAULT_CODEC,
-        teachers={n: {"space": sp, "fingerprint": "b0"} for n, sp in teachers.items()}))
-    return store
+from synthetic_store import build_store  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def loader_rate(store: Path, workers: int, batch: int, batches: int) -> float:

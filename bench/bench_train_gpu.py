@@ -31,13 +31,12 @@ import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TEACHERS = {"dav2": "disparity", "gp": "depth"}
+from synthetic_store import TEACHERS  # noqa: E402 - bench/ is on sys.path when run as a script
 
 
 def trainer_module(name: str):
@@ -52,33 +51,9 @@ def trainer_module(name: str):
 
 def build_store(root: Path, num: int, view: int, per_shard: int) -> Path:
     """A webdataset label store of `num` views with 2 x 2 patch grids and two teachers."""
-    from depthdistill import shards
-    from depthdistill.views import plan_view
+    from synthetic_store import build_store as build
 
-    rng = np.random.default_rng(0)
-    store, num_shards = root / "store", (num + per_shard - 1) // per_shard
-    yy, xx = np.mgrid[0:view, 0:view] / view
-    for s in range(num_shards):
-        items = []
-        for i in range(s * per_shard, min(num, (s + 1) * per_shard)):
-            plan = plan_view(f"img{i}", (int(1.8 * view),) * 2, 0, 0, view_size=view, crop_min=int(1.5 * view),
-                             patch_size=view, max_grid=2)
-            assert plan.grid == 2, plan  # 1 global view + 2 x 2 patches
-            items.append((shards.view_key(i, 0), plan, rng.integers(0, 255, (view, view, 3), dtype=np.uint8)))
-        with shards.views_writer(store, s) as w:
-            for key, plan, img in items:
-                w.write(shards.ViewSample(key, img, plan.to_dict()))
-        for name, space in TEACHERS.items():
-            with shards.teacher_writer(store, s, teacher=name, fingerprint="b0", space=space) as w:
-                for key, plan, _ in items:
-                    g = (1 + xx + rng.uniform(0.5, 2) * yy).astype(np.float32)  # [V, V] disparity
-                    patches = np.stack([np.roll(g, 7 * j, axis=0) for j in range(len(plan.patches))])  # [4, P, P]
-                    w.write(shards.LabelSample(key, g, patches) if space == "disparity"
-                            else shards.LabelSample(key, 1 / g, 1 / patches))
-    shards.write_manifest(store, shards.make_manifest(
-        fmt="webdataset", num_shards=num_shards, shard_size=per_shard, num_views=num, codec=shards.DEFAULT_CODEC,
-        teachers={n: {"space": sp, "fingerprint": "b0"} for n, sp in TEACHERS.items()}))
-    return store
+    return build(root, num, view, per_shard, image_hw=(int(1.8 * view),) * 2, crop_min=int(1.5 * view), max_grid=2)
 
 
 def loader_rate(store: Path, workers: int, batch: int, budget_s: float) -> tuple[float, int]:
