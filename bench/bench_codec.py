@@ -100,6 +100,9 @@ def candidates() -> dict[str, CodecSpec]:
                     bits=bits, filter=filt, compressor=comp, level=9)
     for level in (1, 3):  # zstd's speed / size trade-off; q12 and q16 use level 1
         out[f"q12 delta2d+zstd-{level}"] = CodecSpec(bits=12, filter="delta2d", compressor="zstd", level=level)
+    for level in (1, 3, 6, 9):  # the plain codec: q12 words as a 16-bit PNG (png16 = level 6)
+        out[f"png16 q12 words, level {level}"] = CodecSpec(bits=12, filter="png", compressor="png", level=level)
+    out["png16 q16 words, level 6"] = CodecSpec(bits=16, filter="png", compressor="png", level=6)
     return out
 
 
@@ -113,21 +116,22 @@ def bench_writers(maps: list[np.ndarray], size: int) -> None:
     samples = [LabelSample(f"{i:08d}_00", m, np.stack([m[: size // 2, : size // 2]] * 4))
                for i, m in enumerate(maps)]
     px = sum(s.global_map.size + s.patches.size for s in samples)
-    print(f"\nwhole shards of {len(samples)} labels (global {size}^2 + 4 patches {size // 2}^2), codec q12")
-    info = dict(teacher="t", fingerprint="00", space="disparity", codec="q12")
+    print(f"\nwhole shards of {len(samples)} labels (global {size}^2 + 4 patches {size // 2}^2)")
     import zarr  # noqa: F401  (import once, outside the timing)
 
     with tempfile.TemporaryDirectory() as tmp:
-        for fmt in ("null", "webdataset", "zarr"):
-            t0 = time.perf_counter()
-            w = (NullShardWriter(kind="teacher", **info) if fmt == "null"
-                 else teacher_writer(tmp, 0, fmt, **info))
-            with w:
-                for s in samples:
-                    w.write(s)
-            dt = time.perf_counter() - t0
-            nbytes = w.num_bytes if fmt == "null" else size_on_disk(w.final_path)
-            print(f"{fmt:12s} {nbytes / px:6.3f} B/label px  {len(samples) / dt:8.1f} labels/s")
+        for codec in ("png16", "q12"):  # the plain default, the compact custom option
+            info = dict(teacher="t", fingerprint="00", space="disparity", codec=codec)
+            for fmt in ("null", "webdataset", "zarr"):
+                t0 = time.perf_counter()
+                w = (NullShardWriter(kind="teacher", **info) if fmt == "null"
+                     else teacher_writer(f"{tmp}/{codec}", 0, fmt, **info))
+                with w:
+                    for s in samples:
+                        w.write(s)
+                dt = time.perf_counter() - t0
+                nbytes = w.num_bytes if fmt == "null" else size_on_disk(w.final_path)
+                print(f"{codec:6s} {fmt:12s} {nbytes / px:6.3f} B/label px  {len(samples) / dt:8.1f} labels/s")
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ def main() -> None:
 
     source = open_source(f"world://unlabeled?n={args.views}", image_size=(720, 960))
     views = ViewsConfig(view_size=560, crop_min=644, patch_size=560, max_grid=2)
-    rows = build_plan(source, views).shard_rows(0, args.views)
+    rows = build_plan(source, views, args.views, Path(tempfile.mkdtemp()), use_ray=False).shard_rows(0)
     teacher = SleepingTeacher(args.gpu_ms)
     inputs = sum(1 + len(r["view"]["patches"]) for r in rows)
     # Views are decoded and cut once, up front: the prefetch thread's decoding is the same in

@@ -113,7 +113,9 @@ class LabelsConfig:
     shard_size: int = 16  # views per shard: the unit of work of one actor
     num_actors: int = 0  # per teacher; 0 = one per GPU on a cluster, 2 CPU actors locally
     max_retries: int = 2
-    codec: Literal["q12", "q16", "f16", "f32"] = "q12"  # label quantization (depthdistill.shards.codec)
+    # label codec (depthdistill.shards.codec): png16 = 12-bit words in plain containers (16-bit PNG
+    # in tars, numcodecs Delta + Blosc in Zarr), readable without depthdistill; q12 = compact custom
+    codec: Literal["png16", "q12", "q16", "f16", "f32"] = "png16"
     prefetch: int = 2  # views decoded ahead of the model inside an actor
     max_image_pixels: int = 178_956_970  # decompression-bomb guard (PIL's default)
     actor_resources: dict = field(default_factory=dict)  # e.g. {"fake_gpu": 1} in tests

@@ -141,7 +141,7 @@ class LabelWorker:
     """
 
     def __init__(self, teacher_cfg, source: ImageSource, store: str, *, fmt: str = "webdataset",
-                 codec: str = "q16", prefetch: int = 2,
+                 codec: str = "png16", prefetch: int = 2,
                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, teacher=None) -> None:
         if teacher is None:  # `teacher` lets tests and benchmarks pass a loaded one
             import torch

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from depthdistill import shards
 
+from .cache import Verified, check_manifest, done_shards, write_manifest
 from .label import LabelWorker, write_views_shard
-from .plan import Plan, build_plan, store_dir, write_plan_files
+from .plan import Plan, build_plan, move_plan_into, store_dir, temp_plan_folder
 from .sources import ImageSource, open_source
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class LabelRunSummary:
     bad_reasons: dict
     views_shards_written: int
     teachers: list[TeacherRun]
+    plan_s: float = 0.0  # planning wall time (read, hash, decode, plan every image)
+    verified: Verified = field(default_factory=Verified)  # done shards re-checked in this run
 
     @property
     def teacher_calls(self) -> int:
@@ -146,42 +149,6 @@ def default_num_actors(requested: int, actor_options: dict) -> int:
     return 2
 
 
-def check_manifest(store: Path, plan: Plan, fmt: str, shard_size: int,
-                   fingerprints: dict[str, str]) -> dict:
-    """Refuse to mix a store with a different plan, format, shard size or teacher weights."""
-    manifest = shards.read_manifest(store, missing_ok=True)
-    fix = "use another --out, or delete the store folder to relabel"
-    for key, ours in (("plan_hash", plan.plan_hash), ("format", fmt), ("shard_size", shard_size)):
-        if key in manifest and manifest[key] != ours:
-            raise ValueError(f"{store / shards.MANIFEST_FILE}: {key} is {manifest[key]!r} but this run has "
-                             f"{ours!r}; {fix}")
-    recorded = {n: t["fingerprint"] for n, t in manifest.get("teachers", {}).items()}
-    on_disk = shards.teacher_folders(store)
-    for name, fp in fingerprints.items():
-        for where, other in (("manifest", recorded.get(name)), ("folder", on_disk.get(name))):
-            if other is not None and other != fp:
-                raise ValueError(f"{store}: teacher {name!r} was labeled with fingerprint {other} "
-                                 f"({where}) but the configured weights give {fp}; the store "
-                                 f"never mixes two versions of one teacher: {fix}")
-    return manifest
-
-
-def write_manifest(store: Path, manifest: dict, plan: Plan, source: ImageSource, fmt: str,
-                   shard_size: int, codec: str, teachers: dict[str, dict]) -> None:
-    """manifest.json through depthdistill.shards (teachers merged with earlier runs')."""
-    merged = {**manifest.get("teachers", {}), **teachers}
-    out = shards.make_manifest(
-        fmt=fmt, num_shards=plan.num_shards(shard_size), shard_size=shard_size,
-        num_views=len(plan.rows), codec=codec,
-        teachers={n: {"space": t["space"], "fingerprint": t["fingerprint"]} for n, t in merged.items()},
-        collection=source.name, source=source.spec, plan_hash=plan.plan_hash,
-        view_params=plan.view_params, num_images=plan.num_images,
-        bad_inputs=len(plan.bad_inputs))
-    for name, extra in merged.items():  # keep model / kind / precision next to each teacher
-        out["teachers"][name] = {**extra, **out["teachers"][name]}
-    shards.write_manifest(store, out)
-
-
 def teacher_fingerprint_of(teacher_cfg) -> tuple[str, str]:
     """(fingerprint, space) of a configured teacher, computed in the driver.
 
@@ -248,41 +215,40 @@ def schedule_shards(make_actor, num_actors: int, shards: list[int], submit, *,
     return failed
 
 
-def shard_done(plan: Plan, folder: Path, index: int, shard_size: int, fingerprint: str | None = None) -> bool:
-    """Is shard `index` of `folder` finished for this plan's rows (and teacher weights)?"""
-    rows = plan.shard_rows(index, shard_size)
-    return shards.marker_matches(folder, index, count=len(rows), first_key=rows[0]["key"],
-                                 last_key=rows[-1]["key"], fingerprint=fingerprint)
-
-
-def _views_shards(plan: Plan, source: ImageSource, store: Path, fmt: str, shard_size: int,
-                  max_pixels: int, max_retries: int) -> int:
-    """Write the missing views shards with Ray tasks; returns how many were written."""
+def _views_shards(plan: Plan, source: ImageSource, store: Path, fmt: str, max_pixels: int, max_retries: int,
+                  verified: Verified) -> int:
+    """Write the missing (or corrupt) views shards with Ray tasks, a bounded number in flight;
+    returns how many were written."""
     import ray
 
     views = store / shards.VIEWS_FOLDER
-    missing = [i for i in range(plan.num_shards(shard_size)) if not shard_done(plan, views, i, shard_size)]
+    done = done_shards(plan, views, fmt, verified)
+    missing = [i for i in range(plan.num_shards) if i not in done]
     if not missing:
         return 0
     shards.clean_partial(views)
-    task = ray.remote(write_views_shard).options(num_cpus=1, max_retries=max_retries,
-                                                 retry_exceptions=True)
-    refs = [task.remote(store, i, fmt, plan.shard_rows(i, shard_size), source,
-                        max_pixels) for i in missing]
-    ray.get(refs)  # raises (after Ray's retries) if a views shard can't be written
+    task = ray.remote(write_views_shard).options(num_cpus=1, max_retries=max_retries, retry_exceptions=True)
+    window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    pending: list = []
+    for i in missing:  # rows are read from plan.jsonl per shard: the driver never holds them all
+        pending.append(task.remote(store, i, fmt, plan.shard_rows(i), source, max_pixels))
+        if len(pending) >= window:
+            ready, pending = ray.wait(pending, num_returns=1)
+            ray.get(ready)  # raises (after Ray's retries) if a views shard can't be written
+    ray.get(pending)
     return len(missing)
 
 
 def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource, store: Path,
-                   settings: RunSettings, lab, progress, worker_cls=LabelWorker) -> None:
-    """One teacher: skip finished shards, label the rest on an actor pool of `worker_cls`.
-    `lab`: the LabelsConfig section."""
+                   settings: RunSettings, lab, progress, verified: Verified, worker_cls=LabelWorker) -> None:
+    """One teacher: skip finished (and intact) shards, label the rest on an actor pool of
+    `worker_cls`. `lab`: the LabelsConfig section."""
     import ray
 
     folder = Path(run.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shard_size = lab.shard_size
-    todo = [i for i in range(run.num_shards) if not shard_done(plan, folder, i, shard_size, run.fingerprint)]
+    done = done_shards(plan, folder, settings.fmt, verified, run.fingerprint)
+    todo = [i for i in range(run.num_shards) if i not in done]
     run.skipped = run.num_shards - len(todo)
     if not todo:
         return
@@ -297,7 +263,7 @@ def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource
                                 max_pixels=lab.max_image_pixels)
 
     def submit(actor, shard):
-        return actor.label_shard.remote(shard, plan.shard_rows(shard, shard_size))
+        return actor.label_shard.remote(shard, plan.shard_rows(shard))
 
     def on_result(row):
         run.done += 1
@@ -321,6 +287,31 @@ def _label_teacher(run: TeacherRun, teacher_cfg, plan: Plan, source: ImageSource
         progress.stop(run)
 
 
+def plan_store(cfg, settings: RunSettings, source: ImageSource, progress) -> tuple[Plan, Path, dict]:
+    """Plan the collection (Ray tasks in chunks), name the store by the plan's hash, check what
+    it already holds, write plan.jsonl / bad_inputs.jsonl / manifest.json into it."""
+    begin = time.perf_counter()
+    progress.plan_start(source)
+    try:
+        plan = build_plan(source, cfg.views, cfg.labels.shard_size, temp_plan_folder(settings.out),
+                          max_pixels=cfg.labels.max_image_pixels, progress=progress.plan_advance)
+    finally:
+        progress.plan_stop()
+    if not plan.num_views:
+        raise ValueError(f"{settings.source}: no usable images ({plan.num_bad} bad inputs: {plan.bad_reasons}); "
+                         "check the source path")
+    plan.seconds = time.perf_counter() - begin
+    store = store_dir(settings.out, source.name, plan)
+    fps = {t.name: teacher_fingerprint_of(t) for t in settings.teachers}
+    manifest = check_manifest(store, plan, settings.fmt, cfg.labels.shard_size, {n: fp for n, (fp, _) in fps.items()})
+    move_plan_into(plan, store)
+    entries = {t.name: {"fingerprint": fps[t.name][0], "space": fps[t.name][1], "model": t.model, "kind": t.kind,
+                        "precision": t.precision, "folder": shards.teacher_folder_name(t.name, fps[t.name][0])}
+               for t in settings.teachers}
+    write_manifest(store, manifest, plan, source, settings.fmt, cfg.labels.codec, entries)
+    return plan, store, entries
+
+
 def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
                progress=None, worker_cls=LabelWorker) -> LabelRunSummary:
     """The whole labeling stage. Returns the summary (check `.ok`). `worker_cls`: the actor class
@@ -329,34 +320,19 @@ def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
 
     progress = progress or NullProgress()
     settings = resolve_settings(cfg, images=images, out=out, teachers=teachers, fmt=fmt)
-    image_size = tuple(cfg.images.image_size)
-    source = open_source(settings.source, image_size=image_size)
-    plan = build_plan(source, cfg.views, max_pixels=cfg.labels.max_image_pixels)
-    if not plan.rows:
-        raise ValueError(f"{settings.source}: no usable images ({len(plan.bad_inputs)} bad "
-                         "inputs); check the source path")
-    store = store_dir(settings.out, source.name, plan)
-    shard_size = cfg.labels.shard_size
-    fps = {t.name: teacher_fingerprint_of(t) for t in settings.teachers}
-    manifest = check_manifest(store, plan, settings.fmt, shard_size,
-                              {n: fp for n, (fp, _) in fps.items()})
-    write_plan_files(plan, store)
-    entries = {t.name: {"fingerprint": fps[t.name][0], "space": fps[t.name][1],
-                        "model": t.model, "kind": t.kind, "precision": t.precision,
-                        "folder": shards.teacher_folder_name(t.name, fps[t.name][0])}
-               for t in settings.teachers}
-    write_manifest(store, manifest, plan, source, settings.fmt, shard_size, cfg.labels.codec,
-                   entries)
-    started = init_ray()
+    source = open_source(settings.source, image_size=tuple(cfg.images.image_size))
+    started = init_ray()  # planning runs on Ray too
+    verified = Verified()
     try:
-        written = _views_shards(plan, source, store, settings.fmt, shard_size,
-                                cfg.labels.max_image_pixels, cfg.labels.max_retries)
+        plan, store, entries = plan_store(cfg, settings, source, progress)
+        written = _views_shards(plan, source, store, settings.fmt, cfg.labels.max_image_pixels,
+                                cfg.labels.max_retries, verified)
         runs = []
         for t in settings.teachers:
-            run = TeacherRun(t.name, fps[t.name][0], str(store / entries[t.name]["folder"]),
-                             plan.num_shards(shard_size))
+            run = TeacherRun(t.name, entries[t.name]["fingerprint"], str(store / entries[t.name]["folder"]),
+                             plan.num_shards)
             begin = time.perf_counter()
-            _label_teacher(run, t, plan, source, store, settings, cfg.labels, progress, worker_cls)
+            _label_teacher(run, t, plan, source, store, settings, cfg.labels, progress, verified, worker_cls)
             run.wall_s = time.perf_counter() - begin
             runs.append(run)
     finally:
@@ -364,7 +340,5 @@ def run_labels(cfg, *, images=None, out=None, teachers=None, fmt=None,
             import ray
 
             ray.shutdown()
-    reasons = Counter(b["reason"] for b in plan.bad_inputs)
-    return LabelRunSummary(store, plan.plan_hash, plan.num_images, len(plan.rows),
-                           plan.num_shards(shard_size), len(plan.bad_inputs), dict(reasons),
-                           written, runs)
+    return LabelRunSummary(store, plan.plan_hash, plan.num_images, plan.num_views, plan.num_shards, plan.num_bad,
+                           plan.bad_reasons, written, runs, plan_s=plan.seconds, verified=verified)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import glob
 import io
 import logging
+import os
 import re
 import tarfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import parse_qs, urlparse
 
 from depthdistill.config import WORLD_IMAGE_HW
@@ -43,14 +45,20 @@ def _slug(text: str) -> str:
 
 
 class ImageSource(ABC):
-    """Base class: `name` (collection name), `spec`, `list_refs()`, `read_bytes(ref)`."""
+    """Base class: `name` (collection name), `spec`, `iter_refs()`, `read_bytes(ref)`.
+
+    `iter_refs` streams the listing (the planner takes it in chunks, so a driver never holds
+    the listing of millions of images); `list_refs` is the same as a list."""
 
     name: str
     spec: str
 
     @abstractmethod
-    def list_refs(self) -> list[ImageRef]:
+    def iter_refs(self) -> Iterator[ImageRef]:
         """Every image of the collection, in a stable order."""
+
+    def list_refs(self) -> list[ImageRef]:
+        return list(self.iter_refs())
 
     @abstractmethod
     def read_bytes(self, ref: ImageRef) -> bytes:
@@ -58,20 +66,26 @@ class ImageSource(ABC):
 
 
 class FolderSource(ImageSource):
-    """Every image file under a folder (recursive), ids = POSIX paths relative to the root."""
+    """Every image file under a folder (recursive), ids = POSIX paths relative to the root.
+
+    Listed folder by folder (`os.walk`, names sorted: a folder's files, then its subfolders),
+    so only one folder's entries are in memory at a time."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.spec = str(root)
         self.name = _slug(self.root.resolve().name)
 
-    def list_refs(self) -> list[ImageRef]:
-        rels = sorted(
-            p.relative_to(self.root).as_posix()
-            for p in self.root.rglob("*")
-            if _is_image_name(p.name) and not p.is_dir()
-        )
-        return [ImageRef(i, rel, rel) for i, rel in enumerate(rels)]
+    def iter_refs(self) -> Iterator[ImageRef]:
+        index = 0
+        for folder, dirs, files in os.walk(self.root):
+            dirs.sort()
+            rel = Path(folder).relative_to(self.root)
+            for name in sorted(files):
+                if _is_image_name(name):
+                    path = (rel / name).as_posix()
+                    yield ImageRef(index, path, path)
+                    index += 1
 
     def read_bytes(self, ref: ImageRef) -> bytes:
         return (self.root / ref.locator).read_bytes()
@@ -86,17 +100,17 @@ class ListSource(ImageSource):
         self.spec = str(list_file)
         self.name = _slug(self.list_file.stem)
 
-    def list_refs(self) -> list[ImageRef]:
-        lines = self.list_file.read_text().splitlines()
-        paths = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    def iter_refs(self) -> Iterator[ImageRef]:
         seen: set[str] = set()
-        refs = []
-        for path in paths:
-            if path in seen:  # the same line twice is one image, not a duplicate file
-                continue
-            seen.add(path)
-            refs.append(ImageRef(len(refs), path, path))
-        return refs
+        index = 0
+        with open(self.list_file) as fh:
+            for line in fh:
+                path = line.strip()
+                if not path or path.startswith("#") or path in seen:  # a line twice is one image
+                    continue
+                seen.add(path)
+                yield ImageRef(index, path, path)
+                index += 1
 
     def read_bytes(self, ref: ImageRef) -> bytes:
         path = Path(ref.locator)
@@ -116,20 +130,20 @@ class TarSource(ImageSource):
         self.name = _slug(name)
         self._open_tars: dict[str, tarfile.TarFile] = {}
 
-    def list_refs(self) -> list[ImageRef]:
-        entries: list[tuple[str, str]] = []
-        for tar_path in self.tars:
+    def iter_refs(self) -> Iterator[ImageRef]:
+        index = 0
+        for tar_path in self.tars:  # one tar's member names in memory at a time
             with tarfile.open(tar_path, "r:") as tar:
                 keys: dict[str, str] = {}
-                for member in tar.getmembers():
+                for member in tar:
                     if not member.isfile() or not _is_image_name(member.name):
                         continue
                     folder, _, base = member.name.rpartition("/")
                     key = f"{folder}/{base.split('.', 1)[0]}" if folder else base.split(".", 1)[0]
                     keys.setdefault(key, member.name)
             for key in sorted(keys):
-                entries.append((f"{tar_path.stem}/{key}", f"{tar_path.name}::{keys[key]}"))
-        return [ImageRef(i, id_, loc) for i, (id_, loc) in enumerate(entries)]
+                yield ImageRef(index, f"{tar_path.stem}/{key}", f"{tar_path.name}::{keys[key]}")
+                index += 1
 
     def read_bytes(self, ref: ImageRef) -> bytes:
         tar_name, member_name = ref.locator.split("::", 1)
@@ -168,8 +182,8 @@ class WorldSource(ImageSource):
         self.spec = spec
         self.name = _slug(f"world-{self.split}-n{self.n}")
 
-    def list_refs(self) -> list[ImageRef]:
-        return [ImageRef(i, f"{self.split}/{i:06d}", str(i)) for i in range(self.n)]
+    def iter_refs(self) -> Iterator[ImageRef]:
+        return (ImageRef(i, f"{self.split}/{i:06d}", str(i)) for i in range(self.n))
 
     def read_bytes(self, ref: ImageRef) -> bytes:
         from PIL import Image

@@ -1,4 +1,4 @@
-"""Progress bars (one per teacher) and the closing summary of a labeling run."""
+"""Progress bars (planning, then one per teacher) and the closing summary of a labeling run."""
 
 from __future__ import annotations
 
@@ -7,6 +7,15 @@ import time
 
 class NullProgress:
     """No output: the library default (tests, benchmarks)."""
+
+    def plan_start(self, source) -> None:
+        pass
+
+    def plan_advance(self, images: int, bad: int) -> None:
+        pass
+
+    def plan_stop(self) -> None:
+        pass
 
     def start(self, run, num_shards: int) -> None:
         pass
@@ -24,6 +33,23 @@ class TqdmProgress(NullProgress):
     def __init__(self) -> None:
         self.bars: dict[str, object] = {}
         self.began: dict[str, float] = {}
+
+    def plan_start(self, source) -> None:
+        """Planning: images inspected (read, hash, decode, plan), images/s, ETA, bad inputs."""
+        from tqdm import tqdm
+
+        total = getattr(source, "n", None)  # known for world://; a folder streams its listing
+        self.bars["plan"] = tqdm(total=total, desc="plan", unit="img", dynamic_ncols=True)
+
+    def plan_advance(self, images: int, bad: int) -> None:
+        bar = self.bars["plan"]
+        bar.set_postfix_str(f"bad inputs {bad}")
+        bar.update(images - bar.n)
+
+    def plan_stop(self) -> None:
+        bar = self.bars.pop("plan", None)
+        if bar is not None:
+            bar.close()
 
     def start(self, run, num_shards: int) -> None:
         from tqdm import tqdm
@@ -63,16 +89,24 @@ HEADER = ["teacher", "done", "skipped", "retried", "failed", "calls", "views/s",
 def summary_lines(summary) -> list[str]:
     """The closing lines every run prints (the table is drawn separately)."""
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.bad_reasons.items()))
+    rate = summary.num_images / summary.plan_s if summary.plan_s > 0 else 0.0
+    v = summary.verified
     lines = [
         f"store: {summary.store}",
         f"images: {summary.num_images}  views: {summary.num_views}  shards: {summary.num_shards}"
         f"  (views shards written now: {summary.views_shards_written})",
+        f"planned {summary.num_images} images in {summary.plan_s:.1f} s ({rate:.0f} images/s: read, hash, "
+        "decode, plan)",
         f"bad inputs: {summary.bad_inputs}" + (f" ({reasons}; see bad_inputs.jsonl)" if reasons else ""),
+        f"verified {v.shards} finished shards ({v.bytes / 1e6:.1f} MB) against their markers in {v.seconds:.1f} s"
+        + (f"; {len(v.corrupt)} corrupt, relabeled" if v.corrupt else ""),
         f"teacher calls: {summary.teacher_calls} (model.predict batches; "
         f"{sum(t.teacher_images for t in summary.teachers)} images fed)",
     ]
     if summary.teacher_calls == 0:
         lines.append("all label shards were already finished: nothing to do (cache hit)")
+    for corrupt in summary.verified.corrupt:
+        lines.append(f"CORRUPT (relabeled) {corrupt}")
     for t in summary.teachers:
         for shard, err in sorted(t.failed.items()):
             lines.append(f"FAILED {t.name} shard {shard}: {err}")

@@ -14,7 +14,8 @@ from depthdistill.config import (ConfigError, ImagesConfig, LabelsConfig, Stages
                                  TeacherConfig, ViewsConfig)
 from depthdistill.pipeline.label import LabelWorker, MicroBatcher
 from depthdistill.pipeline.plan import build_plan
-from depthdistill.pipeline.run import check_manifest, resolve_settings, run_labels
+from depthdistill.pipeline.cache import check_manifest
+from depthdistill.pipeline.run import resolve_settings, run_labels
 from depthdistill.pipeline.sources import open_source
 
 VIEWS = ViewsConfig(view_size=56, crop_min=64, patch_size=56, max_grid=2)
@@ -90,8 +91,8 @@ class NaNAfter:
 
 
 def test_nan_labels_are_refused_with_the_key_and_no_marker(assets, tmp_path):
-    plan = build_plan(open_source(str(assets / "imgs")), VIEWS)
-    rows = plan.shard_rows(0, 2)
+    plan = build_plan(open_source(str(assets / "imgs")), VIEWS, 2, tmp_path / "plan", use_ray=False)
+    rows = plan.shard_rows(0)
     first_inputs = 1 + len(rows[0]["view"]["patches"])  # view 0: global + its patches
     worker = LabelWorker(None, open_source(str(assets / "imgs")), str(tmp_path),
                          teacher=NaNAfter(first_inputs))
@@ -104,7 +105,7 @@ def test_nan_labels_are_refused_with_the_key_and_no_marker(assets, tmp_path):
 
 
 def test_manifest_check_refuses_other_fingerprint_or_plan(assets, tmp_path):
-    plan = build_plan(open_source(str(assets / "imgs")), VIEWS)
+    plan = build_plan(open_source(str(assets / "imgs")), VIEWS, 2, tmp_path / "plan", use_ray=False)
     store = tmp_path / "store"
     store.mkdir()
     (store / "manifest.json").write_text(json.dumps(

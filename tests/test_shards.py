@@ -96,7 +96,7 @@ def test_predictor_round_trip_with_wraparound(kind):
     np.testing.assert_array_equal(_unpredict(_predict(q, kind), kind), q)
 
 
-@pytest.mark.parametrize("codec", ["q16", "q12", "f16", "f32"])
+@pytest.mark.parametrize("codec", ["png16", "q16", "q12", "f16", "f32"])
 def test_codec_error_after_affine_alignment(codec):
     x = smooth_map(np.random.default_rng(2), 112, 112)
     data, params = encode_maps(x, codec)

@@ -40,7 +40,7 @@ For a webdataset pipeline over raw tar samples, map ``decode_views_sample`` /
 """
 
 from .atomic import (ShardChecksumError, checksum_error, clean_partial, done_shards, is_done, marker_matches,
-                     read_marker, remove_shard_temps, sha256_path, verify_checksum)
+                     read_marker, remove_shard_temps, sha256_path, size_on_disk, verify_checksum)
 from .base import (NullShardWriter, ShardWriter, decode_label_sample, decode_png,
                    decode_views_sample, encode_png)
 from .codec import (CODECS, DEFAULT_CODEC, NonFiniteLabelError, decode_maps, encode_maps,
@@ -54,7 +54,7 @@ from .webdataset_io import WebDatasetShardReader, WebDatasetShardWriter
 from .zarr_io import ZarrShardReader, ZarrShardWriter
 
 __all__ = [
-    "ShardChecksumError", "checksum_error", "marker_matches", "remove_shard_temps", "verify_checksum",
+    "ShardChecksumError", "checksum_error", "size_on_disk", "marker_matches", "remove_shard_temps", "verify_checksum",
     "parse_teacher_folder", "teacher_folders",
     "BAD_INPUTS_FILE", "CODECS", "DEFAULT_CODEC", "FORMATS", "MANIFEST_FILE", "PLAN_FILE",
     "SPACES", "VIEWS_FOLDER", "Label", "LabelSample", "LabelStore", "NonFiniteLabelError",

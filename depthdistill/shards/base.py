@@ -20,7 +20,7 @@ import numpy as np
 
 from . import atomic
 from .codec import DEFAULT_CODEC, decode_maps, encode_maps, get_spec
-from .layout import FORMATS, SPACES, marker_path, shard_name, shard_path
+from .layout import FORMATS, SPACES, label_fields, marker_path, shard_name, shard_path
 from .schema import SCHEMA_VERSION, LabelSample, ViewSample, check_label_sample, check_view_sample, dumps
 
 logger = logging.getLogger(__name__)
@@ -62,21 +62,24 @@ def decode_views_sample(sample: dict[str, Any]) -> ViewSample:
 
 
 def decode_label_sample(sample: dict[str, Any]) -> LabelSample:
-    """Raw webdataset sample (``global.q16``, ``patches.q16``, ``label.json``) -> LabelSample."""
+    """Raw webdataset sample (``label.json`` + ``global`` / ``patches`` as ``.png`` or ``.q16``
+    bytes, whichever the codec wrote) -> LabelSample."""
     raw = _field(sample, "label.json")
     info = json.loads(raw) if isinstance(raw, (bytes, str)) else dict(raw)
-    g = decode_maps(_field(sample, "global.q16"), info["global"])  # [V, V]
-    p = decode_maps(_field(sample, "patches.q16"), info["patches"])  # [K, P, P]
+    g_field, p_field, _ = label_fields(info.get("codec", ""))
+    g = decode_maps(_field(sample, g_field), info["global"])  # [V, V]
+    p = decode_maps(_field(sample, p_field), info["patches"])  # [K, P, P]
     return LabelSample(key=str(sample["__key__"]), global_map=g, patches=p, params=info)
 
 
 def encode_label_sample(sample: LabelSample, codec: str, header: dict[str, Any]
                         ) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """LabelSample -> ({"global.q16", "patches.q16", "label.json"} bytes, label.json dict)."""
+    """LabelSample -> ({global field, patches field, "label.json"} bytes, label.json dict)."""
     g_bytes, g_params = encode_maps(sample.global_map, codec, key=f"{sample.key}/global")
     p_bytes, p_params = encode_maps(sample.patches, codec, key=f"{sample.key}/patches")
     info = {**header, "key": sample.key, "global": g_params, "patches": p_params}
-    return {"global.q16": g_bytes, "patches.q16": p_bytes, "label.json": dumps(info)}, info
+    g_field, p_field, json_field = label_fields(codec)
+    return {g_field: g_bytes, p_field: p_bytes, json_field: dumps(info)}, info
 
 
 # ----------------------------------------------------------------------------- writer base

@@ -22,11 +22,20 @@ B/px at up to 1.2e-3 error after alignment (over the aim), float32 + zstd 0.72 /
 B/px. The quantisation error per map (max / mean absolute error relative to the map's value range) is measured at
 encode time and returned with the params so that writers can record it.
 
+**The default, ``png16``, is the plain one**: the same 12-bit words stored in containers every
+tool reads, so a store needs no depthdistill to open: in tar shards one 16-bit grayscale PNG per
+field (the form depth data sets already use; patches stacked vertically, ``[K*P, P]``), in Zarr
+shards uint16 arrays with numcodecs' ``Delta`` and Blosc zstd. A label is
+``lo[k] + words[k] * scale[k]`` with ``lo`` / ``scale`` from the sample's ``label.json``. It costs
+1.3-1.5x the bytes of ``q12`` and ~3-8x its encode time (``bench/bench_codec.py``); ``q12`` stays
+as the compact option (``labels.codec: q12``).
+
 NaN / inf are refused with a ``NonFiniteLabelError`` naming the sample key.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import zlib
 from dataclasses import dataclass
@@ -46,8 +55,8 @@ class CodecSpec:
     """How a stack of maps becomes bytes: ``bits`` 0 means raw floats of ``float_dtype``."""
 
     bits: int = 16
-    filter: str = "delta2d"  # none | deltax | delta2d
-    compressor: str = "zstd"  # none | zlib | zstd | lzma
+    filter: str = "delta2d"  # none | deltax | delta2d | png (the whole byte stage is a 16-bit PNG)
+    compressor: str = "zstd"  # none | zlib | zstd | lzma | png
     level: int = 9
     float_dtype: str = "float32"  # only for bits == 0
 
@@ -57,14 +66,15 @@ class CodecSpec:
 
 
 CODECS: dict[str, CodecSpec] = {
+    "png16": CodecSpec(bits=12, filter="png", compressor="png", level=6),
     "q16": CodecSpec(bits=16, filter="delta2d", compressor="zstd", level=1),
     "q12": CodecSpec(bits=12, filter="delta2d", compressor="zstd", level=1),
     "f16": CodecSpec(bits=0, filter="none", compressor="zstd", level=9, float_dtype="float16"),
     "f32": CodecSpec(bits=0, filter="none", compressor="zstd", level=9, float_dtype="float32"),
 }
-DEFAULT_CODEC = "q12"  # bench/bench_codec.py: <= 0.72 B/px, 1.2e-4 max rel. error
-FILTERS = ("none", "deltax", "delta2d")
-COMPRESSORS = ("none", "zlib", "zstd", "lzma")
+DEFAULT_CODEC = "png16"  # plain tools read it; bench/bench_codec.py: 1.3-1.5x q12's bytes
+FILTERS = ("none", "deltax", "delta2d", "png")
+COMPRESSORS = ("none", "zlib", "zstd", "lzma", "png")
 
 
 def get_spec(codec: str | CodecSpec) -> CodecSpec:
@@ -78,6 +88,8 @@ def get_spec(codec: str | CodecSpec) -> CodecSpec:
     if spec.filter not in FILTERS or spec.compressor not in COMPRESSORS:
         raise ValueError(f"codec spec {spec}: filter must be one of {FILTERS}, "
                          f"compressor one of {COMPRESSORS}")
+    if (spec.filter == "png") != (spec.compressor == "png") or (spec.filter == "png" and spec.bits == 0):
+        raise ValueError(f"codec spec {spec}: a PNG codec has filter and compressor 'png' and quantized words")
     if spec.bits not in (0,) and not 1 <= spec.bits <= 16:
         raise ValueError(f"codec spec {spec}: bits must be 0 (raw floats) or 1..16")
     return spec
@@ -224,11 +236,35 @@ def from_words(words: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     return dequantize(stack, params["lo"], params["scale"]).reshape(shape)
 
 
+def encode_png16(words: np.ndarray, level: int = 6) -> bytes:
+    """uint16 [K, H, W] -> one 16-bit grayscale PNG of the maps stacked vertically [K*H, W]."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    stack = np.ascontiguousarray(words, dtype=np.uint16).reshape(-1, words.shape[-1])  # [K*H, W]
+    Image.fromarray(stack).save(buf, format="PNG", compress_level=level)
+    return buf.getvalue()
+
+
+def decode_png16(data: bytes, stack: tuple[int, ...]) -> np.ndarray:
+    """Inverse of ``encode_png16``: PNG bytes -> uint16 ``stack`` ([K, H, W])."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        words = np.asarray(im)
+    if words.dtype != np.uint16 or words.size != int(np.prod(stack)):
+        raise ValueError(f"label codec: a {words.dtype} PNG of shape {words.shape}, expected uint16 {stack}; "
+                         "corrupt shard")
+    return words.reshape(stack)
+
+
 def encode_maps(maps: np.ndarray, codec: str | CodecSpec = DEFAULT_CODEC, *,
                 key: str = "?") -> tuple[bytes, dict[str, Any]]:
     """Encode float maps [H, W] or [K, H, W] -> (bytes, JSON-safe params incl. error stats)."""
     words, params = to_words(maps, codec, key=key)  # [K, H, W]
     spec = CodecSpec(**params["spec"])
+    if spec.filter == "png":
+        return encode_png16(words, spec.level), params
     if spec.bits == 0:
         raw = words.astype("<" + words.dtype.str[1:]).tobytes()
     else:
@@ -242,6 +278,8 @@ def decode_maps(data: bytes, params: dict[str, Any]) -> np.ndarray:
     shape = tuple(int(s) for s in params["shape"])
     stack = (1, *shape) if len(shape) == 2 else shape  # [K, H, W]
     count = int(np.prod(stack))
+    if spec.filter == "png":
+        return from_words(decode_png16(data, stack), params)
     raw = _decompress(data, spec)
     if spec.bits == 0:
         x = np.frombuffer(raw, dtype="<" + np.dtype(spec.float_dtype).str[1:])

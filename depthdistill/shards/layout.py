@@ -22,7 +22,13 @@ BAD_INPUTS_FILE = "bad_inputs.jsonl"
 MANIFEST_FILE = "manifest.json"
 # tar member suffixes (webdataset fields) of the two sample kinds
 VIEW_FIELDS = ("view.png", "meta.json")
-LABEL_FIELDS = ("global.q16", "patches.q16", "label.json")
+LABEL_FIELDS = ("global.q16", "patches.q16", "label.json")  # custom codecs (q12, q16, f16, f32)
+PNG_LABEL_FIELDS = ("global.png", "patches.png", "label.json")  # the plain codec (png16)
+
+
+def label_fields(codec: str) -> tuple[str, str, str]:
+    """The tar members of a label sample: PNGs for the plain codec, codec bytes otherwise."""
+    return PNG_LABEL_FIELDS if codec == "png16" else LABEL_FIELDS
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.(tar|zarr)$")
 _TEACHER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -1,5 +1,6 @@
 """WebDataset (tar) shards: ``<key>.view.png`` + ``<key>.meta.json`` per view, or
-``<key>.global.q16`` + ``<key>.patches.q16`` + ``<key>.label.json`` per teacher label.
+``<key>.global.png`` + ``<key>.patches.png`` + ``<key>.label.json`` per teacher label (16-bit
+PNGs with the default codec; ``.q16`` members hold the custom codecs' bytes).
 
 Tar members get a fixed mtime / uid / gid / uname / mode, so equal inputs give equal bytes.
 """
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 from . import atomic
 from .base import (ShardWriter, decode_label_sample, decode_views_sample, encode_label_sample,
                    encode_png)
-from .layout import LABEL_FIELDS, VIEW_FIELDS
+from .layout import LABEL_FIELDS, PNG_LABEL_FIELDS, VIEW_FIELDS
 from .schema import LabelSample, ViewSample, dumps
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ class WebDatasetShardWriter(ShardWriter):
     def _write_label(self, sample: LabelSample) -> None:
         fields, info = encode_label_sample(sample, self.codec, self.header)
         self._note_label(info)
-        for name in LABEL_FIELDS:
-            self._add(sample.key, name, fields[name])
+        for name, data in fields.items():
+            self._add(sample.key, name, data)
 
     def _finish(self) -> Path:
         self._tar.close()
@@ -118,9 +119,9 @@ class WebDatasetShardReader:
         for raw in self.raw_samples():
             if all(f in raw for f in VIEW_FIELDS):
                 yield decode_views_sample(raw)
-            elif all(f in raw for f in LABEL_FIELDS):
+            elif any(all(f in raw for f in fields) for fields in (LABEL_FIELDS, PNG_LABEL_FIELDS)):
                 yield decode_label_sample(raw)
             else:
                 raise ValueError(f"{self.path}: sample {raw['__key__']!r} has fields "
                                  f"{sorted(k for k in raw if not k.startswith('__'))}, expected "
-                                 f"{VIEW_FIELDS} or {LABEL_FIELDS}")
+                                 f"{VIEW_FIELDS}, {PNG_LABEL_FIELDS} or {LABEL_FIELDS}")

@@ -7,10 +7,13 @@ teacher: ``keys [N]``, ``global [N, V, V]`` and ``patches [N, Kmax, P, P]`` hold
          ``patches_lo / patches_scale [N, Kmax]`` float64, quantisation error
          ``global_err [N, 2]`` / ``patches_err [N, Kmax, 2]`` (max, mean relative to range);
          group attrs: kind, teacher, fingerprint, space, codec, spec.
-View chunks hold one sample, label chunks a whole shard. uint16 label words pass the tar path's
-2-D predictor and byte planes (``zarr_delta2d.Delta2DCodec``) and zstd at the label codec's
-level, so both formats store labels in the same bytes; the other arrays use Blosc (zstd + byte
-shuffle). A sample read back equals the one read from the WebDataset format of the same input.
+View chunks hold one sample, label chunks a whole shard. With the default codec (``png16``)
+every array uses codecs that ship with zarr and numcodecs — uint16 label words pass numcodecs'
+``Delta`` then Blosc (zstd + byte shuffle) — so plain ``zarr.open_group`` reads a shard with no
+depthdistill installed; a label is ``lo + words * scale``. The compact custom codecs (``q12``,
+``q16``) pass the words through the tar path's 2-D predictor and byte planes instead
+(``zarr_delta2d.Delta2DCodec``, registered through an entry point) and zstd. A sample read back
+equals the one read from the WebDataset format of the same input.
 """
 
 from __future__ import annotations
@@ -36,13 +39,22 @@ def _compressor():
     return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
-def _label_words_codecs(level: int) -> dict[str, Any]:
-    """uint16 label words: the tar path's predictor and byte planes, then plain zstd."""
+def _label_words_codecs(spec) -> dict[str, Any]:
+    """uint16 label words: numcodecs Delta + Blosc for the plain codec; the tar path's predictor
+    and byte planes, then zstd, for the custom ones."""
+    import warnings
+
     from zarr.codecs import ZstdCodec
 
+    if spec.filter == "png":  # plain: codecs every zarr (>= 3.1.3) + numcodecs install decodes
+        from zarr.codecs.numcodecs import Delta
+
+        with warnings.catch_warnings():  # "numcodecs codecs are not in the Zarr v3 spec": readable anyway
+            warnings.simplefilter("ignore", UserWarning)
+            return {"filters": [Delta(dtype="<u2")], "compressors": _compressor()}
     from .zarr_delta2d import Delta2DCodec  # imports zarr: only when a Zarr shard is written
 
-    return {"filters": [Delta2DCodec()], "compressors": ZstdCodec(level=level)}
+    return {"filters": [Delta2DCodec()], "compressors": ZstdCodec(level=spec.level)}
 
 
 def _put(group, name: str, data: np.ndarray, chunk_first: int = 1,
@@ -122,9 +134,9 @@ class ZarrShardWriter(ShardWriter):
             # one metadata write (attrs.update rewrites zarr.json once per key)
             group.update_attributes({"kind": "views", "schema_version": SCHEMA_VERSION})
         else:
-            words = _label_words_codecs(get_spec(self.codec).level)
+            words = _label_words_codecs(get_spec(self.codec))
             for name, arr in self._label_arrays().items():
-                maps = name in ("global", "patches") and arr.dtype == np.uint16  # q* words
+                maps = name in ("global", "patches") and arr.dtype == np.uint16  # quantized words
                 _put(group, name, arr, chunk_first=max(1, arr.shape[0]), codecs=words if maps else None)
             spec = self._rows[0]["gp"]["spec"] if self._rows else None
             group.update_attributes({"kind": "teacher", "schema_version": SCHEMA_VERSION,
