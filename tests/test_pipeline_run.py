@@ -224,3 +224,31 @@ def test_adding_a_teacher_runs_only_it_in_zarr(ray_local, assets, tmp_path):
     assert by_name["gp"].done == 3 and by_name["gp"].teacher_calls > 0
     assert all(p.suffix == ".zarr" for p in Path(by_name["gp"].folder).glob("shard-*.zarr"))
     assert validate_store(second.store).ok
+
+
+def _flip_a_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_byte_in_a_finished_shard_is_found_and_only_that_shard_relabeled(ray_local, assets, tmp_path):
+    from depthdistill.shards import validate_store
+
+    cfg = make_cfg(assets, tmp_path / "out", num_actors=1)
+    first = run_labels(cfg)
+    folder = Path(first.teachers[0].folder)
+    _flip_a_byte(folder / "shard-000001.tar")  # bit rot in a shard whose marker says "done"
+    _flip_a_byte(first.store / "views" / "shard-000002.tar")
+    assert not validate_store(first.store).ok
+    kept = {i: (folder / f"shard-00000{i}.tar").stat().st_mtime_ns for i in (0, 2)}
+    second = run_labels(cfg)
+    run = second.teachers[0]
+    assert second.ok and (run.done, run.skipped) == (1, 2) and second.views_shards_written == 1
+    assert sorted(c.split(":")[0] for c in second.verified.corrupt) == [
+        f"{folder.name}/shard-000001", "views/shard-000002"]
+    assert second.verified.shards == 2 * first.num_shards and second.verified.bytes > 0
+    assert {i: (folder / f"shard-00000{i}.tar").stat().st_mtime_ns for i in (0, 2)} == kept  # untouched
+    assert validate_store(second.store).ok
+    third = run_labels(cfg)
+    assert third.teacher_calls == 0 and not third.verified.corrupt  # all intact again: a cache hit

@@ -159,3 +159,21 @@ def test_cli_train_command_runs(tmp_path: Path, store: Path) -> None:
     assert (tmp_path / "run" / "student" / "model.safetensors").is_file()
     res = CliRunner().invoke(app, ["train", "--shards", str(tmp_path / "none"), "--config", str(tmp_path / "s.yaml")])
     assert res.exit_code == 2 and "no such folder" in res.output
+
+
+def test_train_on_a_corrupt_shard_names_it_and_skips_or_stops(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from depthdistill import shards
+
+    store = make_store(tmp_path / "store", num_shards=2, per_shard=4)
+    bad = shards.open_store(store).teacher_shard_path("gp", 1)
+    raw = bytearray(bad.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING):
+        result = loop.train(tiny_config(steps=3, w_feat=0.0), store, tmp_path / "skip")
+    assert result.steps == 3 and result.skipped_shards == 1  # counted in the run's summary
+    assert str(bad) in caplog.text and "sha256" in caplog.text
+    with pytest.raises(shards.ShardChecksumError, match="shard-000001"):
+        loop.train(tiny_config(steps=3, w_feat=0.0, strict=True), store, tmp_path / "strict")
