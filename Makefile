@@ -15,7 +15,7 @@ RUN    ?= runs/demo
 # `torch` requirement resolved later would pull a multi-GB CUDA build.
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install test test-all demo labels train eval predict teachers bench science clean help
+.PHONY: install test test-all demo labels train eval predict teachers teachers-native bench science clean help
 
 help:
 	@echo "make demo     the whole chain on the embedded default (no GPU, no downloads)"
@@ -59,6 +59,10 @@ predict: $(STAMP)
 
 teachers: $(STAMP)
 	$(DD) teachers train --out depthdistill/assets/teachers
+
+# the headline's teachers: trained on native-resolution crops only (docs/science/README.md)
+teachers-native: $(STAMP)
+	$(DD) teachers train --out depthdistill/assets/teachers --crop-max 168 --whole-image-fraction 0 --suffix -native
 
 # CPU benchmarks; the GPU ones (bench/*_gpu.py) need a CUDA machine: see docs/bench/gpu.md.
 bench: $(STAMP)

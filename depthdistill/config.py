@@ -169,6 +169,7 @@ class TrainConfig:
     ckpt_every: int = 100
     eval_images: int = 16
     strict: bool = False
+    export: Literal["last", "best"] = "last"  # student/ = the last weights, or the best on the val split
     out: str = "runs/train"
 
     def __post_init__(self) -> None:

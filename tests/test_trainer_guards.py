@@ -176,3 +176,19 @@ def test_scale_anchor_in_the_trainer(tmp_path: Path, monkeypatch) -> None:
         assert saved["anchor"] == pytest.approx(students.HEAD_BIAS_INIT, rel=0.5)  # the first batch's level
     assert medians[0.0] > 3 * students.HEAD_BIAS_INIT  # drifted
     assert medians[5.0] < 1.5 * students.HEAD_BIAS_INIT  # held
+
+
+def test_random_student_output_is_not_a_constant_map() -> None:
+    """A fresh random student must vary across the image, or a scale-invariant loss sees only
+    noise under the MAD floor (depth.MAD_EPS) and never moves it."""
+    import torch
+
+    from depthdistill.depth import MAD_EPS
+
+    model = students.build_student("tiny", seed=0).eval()
+    pixels = students.normalize_images(torch.rand(2, 3, 56, 56, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        out = model(pixel_values=pixels).predicted_depth  # [2, 56, 56]
+    mad = (out - out.flatten(1).median(1).values[:, None, None]).abs().mean((1, 2))
+    assert (mad > 1000 * MAD_EPS).all()
+    assert (out > 0).float().mean() > 0.5  # and on the live side of the head's final ReLU

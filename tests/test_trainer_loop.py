@@ -135,11 +135,16 @@ def test_missing_teacher_in_store_is_a_clear_error(tmp_path: Path, store: Path) 
         loop.train(cfg, store, tmp_path)
 
 
-def test_periodic_eval_keeps_best_checkpoint(tmp_path: Path, store: Path) -> None:
-    result = loop.train(tiny_config(steps=2, eval_images=1, eval_every=1, w_feat=0.0), store, tmp_path)
+def test_periodic_eval_keeps_best_checkpoint_and_can_export_it(tmp_path: Path, store: Path) -> None:
+    from transformers import AutoModelForDepthEstimation
+
+    result = loop.train(tiny_config(steps=2, eval_images=1, eval_every=1, w_feat=0.0, export="best"), store, tmp_path)
     assert math.isfinite(result.best_abs_rel)
     best = ckpt.load_checkpoint(tmp_path / ckpt.BEST)
     assert best["best"] == pytest.approx(result.best_abs_rel)
+    exported = AutoModelForDepthEstimation.from_pretrained(tmp_path / "student").state_dict()
+    for name, value in best["model"].items():
+        torch.testing.assert_close(exported[name], value, msg=name)
 
 
 def test_cli_train_command_runs(tmp_path: Path, store: Path) -> None:

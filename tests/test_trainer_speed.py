@@ -78,14 +78,17 @@ def run_step() -> dict[str, float]:
     (`grad_accum=2`, one per teacher); the frozen encoder is perturbed so L_feat is not 0.
 
     The settings of the golden run are spelled out where the defaults have changed since:
-    gradient matching on the hybrid residual, and L_feat's reference = the student's own initial
-    encoder (saved to a folder and named as `feat_reference`: the same weights)."""
+    gradient matching on the hybrid residual, L_feat's reference = the student's own initial
+    encoder (saved to a folder and named as `feat_reference`: the same weights), and the random
+    neck / head at transformers' init (the golden run predates `reinit_random_parts`)."""
     import tempfile
+    from unittest import mock
 
-    from depthdistill.models.student import build_student
+    from depthdistill.models import student as students
 
-    with tempfile.TemporaryDirectory(prefix="golden-ref-") as reference:
-        build_student("tiny", seed=0).save_pretrained(reference)
+    with tempfile.TemporaryDirectory(prefix="golden-ref-") as reference, \
+            mock.patch.object(students, "reinit_random_parts", lambda model: None):
+        students.build_student("tiny", seed=0).save_pretrained(reference)
         return _run_step(reference)
 
 

@@ -329,6 +329,18 @@ def _maybe_eval(state: RunState, setup: EvalSetup | None, every: int, dist: Dist
         state.pending_best = True
 
 
+def exported_model(state: RunState, tc: "TrainConfig", out: Path):
+    """The model `student/` receives: the last one, or (train.export: best) the checkpoint that
+    scored best in the periodic eval on the world val split (model selection on val)."""
+    best = out / ckpt.BEST
+    if tc.export != "best" or not best.is_file():
+        return state.model
+    model = students.model_from_args(ckpt.load_checkpoint(best)["model_args"])
+    model.load_state_dict(ckpt.load_checkpoint(best)["model"])
+    logger.info("exporting the best-on-val checkpoint (%s, val AbsRel %.4f)", best, state.best)
+    return model
+
+
 def train(config, shards: str | Path, out: str | Path | None = None, *, steps: int | None = None) -> TrainResult:
     """Distill a student from the label store at `shards` into run folder `out`."""
     from torch.utils.tensorboard import SummaryWriter
@@ -386,8 +398,8 @@ def train(config, shards: str | Path, out: str | Path | None = None, *, steps: i
         bar.close()
         export_dir = None
         if dist.is_main:
-            export_dir = export_student(state.model, out / "student", input_size=config.views.view_size,
-                                        config=config)
+            export_dir = export_student(exported_model(state, tc, out), out / "student",
+                                        input_size=config.views.view_size, config=config)
         return TrainResult(out=out, steps=state.step, last_terms=stats, skipped_steps=state.skipped_steps,
                            skipped_shards=state.position.skipped_shards, best_abs_rel=state.best,
                            export_dir=export_dir)

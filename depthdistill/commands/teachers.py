@@ -53,6 +53,7 @@ def train(
     whole_image_fraction: float = typer.Option(0.3, help="batches fed whole (squashed) images."),
     eval_images: int = typer.Option(64, help="eval-split renders the model cards are measured on."),
     seed: int = typer.Option(0),
+    suffix: str = typer.Option("", help="appended to the folder names (dav2-tiny<suffix>, genpercept-tiny<suffix>)."),
 ) -> None:
     """Train the embedded tiny teachers on the world's teacher-train split and write their cards."""
     import json
@@ -66,7 +67,7 @@ def train(
                                genpercept_batch_size=genpercept_batch_size, crop_max=crop_max,
                                whole_image_fraction=whole_image_fraction, seed=seed)
     command = "depthdistill teachers " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "make teachers"
-    summary = make_teachers(out, schedule, device=device, eval_images=eval_images, command=command)
+    summary = make_teachers(out, schedule, device=device, eval_images=eval_images, command=command, suffix=suffix)
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -78,6 +79,9 @@ def card(
     eval_images: int = typer.Option(64, help="eval-split renders the cards are measured on."),
     trained_with: str = typer.Option("make teachers", help="The command that trained the weights (goes on the card)."),
     training_time: str = typer.Option("", help="JSON of the training run's timing (goes on the card)."),
+    suffix: str = typer.Option("", help="the folders' name suffix (as given to `teachers train`)."),
+    crop_max: int = typer.Option(0, help="the schedule's crop_max (goes on the card)."),
+    whole_image_fraction: float = typer.Option(0.3, help="the schedule's whole_image_fraction (goes on the card)."),
 ) -> None:
     """Re-measure saved teachers on the eval split and rewrite their model cards (no training)."""
     import json
@@ -86,6 +90,7 @@ def card(
     from depthdistill.models.teacher_training import TeacherSchedule
 
     timing = json.loads(training_time) if training_time else {}
-    summary = write_cards(out, TeacherSchedule(), timing, {}, device=device, eval_images=eval_images,
-                          command=trained_with)
+    schedule = TeacherSchedule(crop_max=crop_max, whole_image_fraction=whole_image_fraction)
+    summary = write_cards(out, schedule, timing, {}, device=device, eval_images=eval_images,
+                          command=trained_with, suffix=suffix)
     typer.echo(json.dumps(summary, indent=2))

@@ -46,6 +46,11 @@ def save_dav2(model, folder: Path, input_size: int) -> None:
 
 
 
+def folder_names(suffix: str = "") -> tuple[str, str]:
+    """The two teachers' folder (and embedded://) names: dav2-tiny<suffix>, genpercept-tiny<suffix>."""
+    return f"dav2-tiny{suffix}", f"genpercept-tiny{suffix}"
+
+
 def _predictors(dav2_dir: Path, gp_dir: Path, device: str):
     """Load both teachers back through the registry (the hub-model code path)."""
     from depthdistill.config import TeacherConfig
@@ -53,11 +58,11 @@ def _predictors(dav2_dir: Path, gp_dir: Path, device: str):
 
     dav2 = load_teacher(TeacherConfig(name="dav2", kind="dav2", model=str(dav2_dir)), device=device)
     gp = load_teacher(TeacherConfig(name="genpercept", kind="genpercept", model=str(gp_dir)), device=device)
-    return {"dav2-tiny": dav2, "genpercept-tiny": gp}
+    return {dav2_dir.name: dav2, gp_dir.name: gp}
 
 
 def make_teachers(out: Path, schedule: tr.TeacherSchedule, device: str = "cpu", eval_images: int = 64,
-                  command: str = "make teachers") -> dict:
+                  command: str = "make teachers", suffix: str = "") -> dict:
     out = Path(out)
     torch.manual_seed(schedule.seed)
     start = time.time()
@@ -68,33 +73,34 @@ def make_teachers(out: Path, schedule: tr.TeacherSchedule, device: str = "cpu", 
     unet, vae, prompt, gp_hist = tr.train_genpercept(tr.CropSampler(pool, schedule, device, schedule.genpercept_batch_size), schedule, device)
     gp_s = time.time() - start - render_s - dav2_s
     del pool
-    dav2_dir, gp_dir = out / "dav2-tiny", out / "genpercept-tiny"
+    dav2_name, gp_name = folder_names(suffix)
+    dav2_dir, gp_dir = out / dav2_name, out / gp_name
     save_dav2(dav2.cpu(), dav2_dir, schedule.input_size)
     from depthdistill.models.genpercept import save_genpercept_folder
 
     save_genpercept_folder(unet.cpu(), vae.cpu(), prompt.cpu(), gp_dir)
     timing = {"device": device, "render_s": round(render_s), "dav2_s": round(dav2_s), "genpercept_s": round(gp_s),
               "torch_threads": torch.get_num_threads()}
-    extra = {"dav2-tiny": {"parameters": sum(p.numel() for p in dav2.parameters()),
-                           "final smoothed loss": round(dav2_hist[-1], 4)},
-             "genpercept-tiny": {"parameters": sum(p.numel() for p in unet.parameters()) +
+    extra = {dav2_name: {"parameters": sum(p.numel() for p in dav2.parameters()),
+                         "final smoothed loss": round(dav2_hist[-1], 4)},
+             gp_name: {"parameters": sum(p.numel() for p in unet.parameters()) +
                                  sum(p.numel() for p in vae.parameters()),
                                  "final smoothed loss": round(gp_hist[-1], 4)}}
-    return write_cards(out, schedule, timing, extra, device, eval_images, command)
+    return write_cards(out, schedule, timing, extra, device, eval_images, command, suffix)
 
 
 def write_cards(out: Path, schedule: tr.TeacherSchedule, timing: dict, extra: dict, device: str = "cpu",
-                eval_images: int = 64, command: str = "make teachers") -> dict:
+                eval_images: int = 64, command: str = "make teachers", suffix: str = "") -> dict:
     """Load the saved teachers back, measure them on the eval split, write README.md cards."""
     out = Path(out)
-    dav2_dir, gp_dir = out / "dav2-tiny", out / "genpercept-tiny"
+    dav2_dir, gp_dir = (out / name for name in folder_names(suffix))
     metrics = {
         # the shipped eval split (world seed 0) whatever the training seed, so cards compare
         name: teacher_card.measure_teacher(teacher.predict, eval_images, seed=0)
         for name, teacher in _predictors(dav2_dir, gp_dir, device).items()
     }
     sched = dataclasses.asdict(schedule)
-    for name, folder, text in (("dav2-tiny", dav2_dir, DAV2_DESCRIPTION), ("genpercept-tiny", gp_dir, GENPERCEPT_DESCRIPTION)):
+    for name, folder, text in ((dav2_dir.name, dav2_dir, DAV2_DESCRIPTION), (gp_dir.name, gp_dir, GENPERCEPT_DESCRIPTION)):
         teacher_card.write_card(folder, name, text, metrics, sched, command,
                                 {**extra.get(name, {}), "training time": timing,
                                  "measured with": f"{eval_images} eval renders on {device}"})

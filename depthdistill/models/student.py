@@ -77,6 +77,21 @@ def _architecture(student: str):
                      "save_pretrained folder, embedded://NAME or a hub id")
 
 
+def reinit_random_parts(model) -> None:
+    """Give the randomly initialised neck and head PyTorch's default (Kaiming-uniform) conv and
+    linear init. transformers initialises them at std 0.02, under which the signal vanishes
+    through the DPT neck: a fresh tiny student's output varies by ~1e-7 around its bias, below
+    the normalizations' MAD floor, and a scale-invariant loss then has no usable gradient (a
+    global-SSI tiny student stayed a constant map for 3,000 steps). With the default init it
+    varies by ~1e-2 and trains."""
+    import torch
+
+    for part in (model.neck, model.head):
+        for module in part.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                module.reset_parameters()
+
+
 def guard_head(model) -> None:
     """Put the last conv's bias on the live side of the head's final ReLU (see module doc)."""
     import torch
@@ -125,6 +140,7 @@ def build_student(student: str = "tiny", init: str = "random", init_from: str = 
                              f"({str(exc).splitlines()[0]}); pick a matching size") from None
         logger.info("student %s: %s weights from %s", student, init, source)
     if init != "full":
+        reinit_random_parts(model)
         guard_head(model)
     return freeze_unused(model).train()
 
