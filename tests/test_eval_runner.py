@@ -208,7 +208,7 @@ def test_baselines_look_at_no_pixel(kind):
 
 def test_middlebury_frame_metric_depth_from_its_calibration():
     pytest.importorskip("skimage")
-    from depthdistill.evaluation.middlebury import disparity_to_depth, load_frame
+    from depthdistill.evaluation.datasets import disparity_to_depth, load_frame
 
     # Z = 193.001 mm * 994.978 px / (d + 31.086 px): by hand for d = 10 px
     assert disparity_to_depth(np.array([[10.0, np.inf, np.nan]])) == pytest.approx(

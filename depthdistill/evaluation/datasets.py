@@ -20,8 +20,8 @@ Per set (METHOD.md's table): depth decoding, depth range, crop and evaluation ma
          file alone is the valid mask; range 0.6-350 for clipping.
 - world  `depthdistill world export` layout: rgb/N.png, depth/N.png (uint16 mm, 0 = invalid),
          mask/N.png (0/255), thin/N.png (0/255 thin-structure pixels, optional), meta.json.
-- middlebury  one real Middlebury 2014 frame bundled with scikit-image (no root needed):
-         `evaluation.middlebury`.
+- middlebury  one real Middlebury 2014 frame bundled with scikit-image (no root needed): see
+         `MiddleburyDataset` below.
 """
 
 from __future__ import annotations
@@ -275,11 +275,71 @@ class BenchmarkDataset:
                 self.skipped.append((row[0], str(exc)))
 
 
+# ----------------------------------------------------------------------------- middlebury
+# One real photograph with metric ground truth, no download: scikit-image ships one frame of the
+# Middlebury 2014 stereo benchmark ("Motorcycle", left view, down-sampled 4x to 500 x 741) with
+# its ground-truth disparity (`skimage.data.stereo_motorcycle`). Depth follows from the
+# calibration its docstring gives for the down-sampled frame:
+#     Z [mm] = baseline * focal / (disparity + doffs), focal 994.978 px, baseline 193.001 mm,
+#                                                      doffs 31.086 px (principal point x offset)
+# Pixels without ground truth (NaN / inf disparity) are outside the mask. One image: no standard
+# error over images; it tells whether a model knows anything about a real photo, next to the
+# trivial baselines (`baseline://constant`, `baseline://ramp`).
+
+FOCAL_PX = 994.978
+BASELINE_MM = 193.001
+DOFFS_PX = 31.086
+MIDDLEBURY_KEY = "skimage.data.stereo_motorcycle/left"
+
+
+def disparity_to_depth(disparity: np.ndarray) -> np.ndarray:
+    """Middlebury disparity (px, NaN/inf unknown) -> z-depth in metres (0 where unknown)."""
+    d = np.asarray(disparity, dtype=np.float64)
+    known = np.isfinite(d) & (d + DOFFS_PX > 0)
+    z_mm = np.where(known, BASELINE_MM * FOCAL_PX / np.where(known, d + DOFFS_PX, 1.0), 0.0)
+    return (z_mm / 1000.0).astype(np.float32)
+
+
+def load_frame() -> EvalSample:
+    """The left image and its metric depth, masked by the set's range."""
+    try:
+        from skimage import data
+    except ImportError as exc:
+        raise DatasetLayoutError("--dataset middlebury needs scikit-image (it ships the frame): "
+                                 "`pip install scikit-image`") from exc
+    left, _right, disparity = data.stereo_motorcycle()
+    depth = disparity_to_depth(disparity)
+    lo, hi = SPECS["middlebury"].depth_range
+    mask = (depth > lo) & (depth < hi)
+    return EvalSample(key=MIDDLEBURY_KEY, rgb=np.ascontiguousarray(left[..., :3]), depth=depth, mask=mask)
+
+
+class MiddleburyDataset:
+    """The same interface as `BenchmarkDataset`, over the one bundled frame."""
+
+    def __init__(self, root: str | Path = ""):
+        if root:
+            logger.warning("--dataset middlebury: ignoring root %s (the frame ships with scikit-image)", root)
+        self.spec = SPECS["middlebury"]
+        self.root = Path("skimage.data")
+        self.list_file = None
+        self.rows = [(MIDDLEBURY_KEY,)]
+        self.skipped: list[tuple[str, str]] = []
+
+    @property
+    def depth_range(self) -> tuple[float, float]:
+        return self.spec.depth_range
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        yield load_frame()
+
+
 def open_benchmark(name: str, root: str | Path) -> BenchmarkDataset:
     """Open a benchmark root (folder or tar); raises DatasetLayoutError naming the layout.
     `middlebury` needs no root (its one frame ships with scikit-image)."""
     if name == "middlebury":
-        from depthdistill.evaluation.middlebury import MiddleburyDataset
-
         return MiddleburyDataset(root)
     return BenchmarkDataset(name, root)
