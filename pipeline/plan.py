@@ -156,7 +156,9 @@ class _PlanWriter:
 
     def __init__(self, folder: Path, shard_size: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.plan_path, self.bad_path = folder / "plan.jsonl", folder / "bad_inputs.jsonl"
+        from depthdistill.shards import BAD_INPUTS_FILE, PLAN_FILE
+
+        self.plan_path, self.bad_path = folder / PLAN_FILE, folder / BAD_INPUTS_FILE
         self.plan, self.bad = open(self.plan_path, "wb"), open(self.bad_path, "wb")
         self.hash = hashlib.sha256()
         self.shard_size, self.offset, self.num_images = shard_size, 0, 0
