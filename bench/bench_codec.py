@@ -113,7 +113,8 @@ def bench_writers(maps: list[np.ndarray], size: int) -> None:
     from depthdistill.shards import LabelSample, NullShardWriter, teacher_writer
     from depthdistill.shards.atomic import size_on_disk
 
-    samples = [LabelSample(f"{i:08d}_00", m, np.stack([m[: size // 2, : size // 2]] * 4))
+    h = size // 2  # four distinct patches (the quadrants): identical ones would flatter zstd
+    samples = [LabelSample(f"{i:08d}_00", m, np.stack([m[:h, :h], m[:h, h:2 * h], m[h:2 * h, :h], m[h:2 * h, h:2 * h]]))
                for i, m in enumerate(maps)]
     px = sum(s.global_map.size + s.patches.size for s in samples)
     print(f"\nwhole shards of {len(samples)} labels (global {size}^2 + 4 patches {size // 2}^2)")
