@@ -98,7 +98,8 @@ def summary_lines(summary) -> list[str]:
         f"planned {summary.num_images} images in {summary.plan_s:.1f} s ({rate:.0f} images/s: read, hash, "
         "decode, plan)",
         f"bad inputs: {summary.bad_inputs}" + (f" ({reasons}; see bad_inputs.jsonl)" if reasons else ""),
-        f"verified {v.shards} finished shards ({v.bytes / 1e6:.1f} MB) against their markers in {v.seconds:.1f} s"
+        f"verified {v.shards} finished shards ({v.bytes / 1e6:.1f} MB) against their markers in {v.seconds:.3f} s"
+        + (f" ({v.bytes / 1e6 / v.seconds:.0f} MB/s, sha256)" if v.seconds > 0 and v.bytes else "")
         + (f"; {len(v.corrupt)} corrupt, relabeled" if v.corrupt else ""),
         f"teacher calls: {summary.teacher_calls} (model.predict batches; "
         f"{sum(t.teacher_images for t in summary.teachers)} images fed)",
@@ -129,4 +130,4 @@ def render_summary(summary, console=None) -> None:
         table.add_row(*row)
     console.print(table)
     for line in summary_lines(summary):
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)  # one line per fact in logs
