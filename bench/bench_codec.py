@@ -8,24 +8,27 @@ scale/shift alignment of the decoded map to the original, and encode/decode ms p
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_codec.py [--size 112] [--maps 24]
 
-Measured (2-core shared CPU; B/px, max error relative to the range):
+Measured (2-core CPU, 2026-12-06, one run each; B/px, max error relative to the range):
 
-    maps                         q12 (default)     q16               f16+zstd          f32+zstd
-    112 px smooth (--texture 0)  0.173  1.2e-4     0.269  7.7e-6     0.314  9.8e-4*    0.715  0
-    112 px --texture 1e-3        0.454  1.2e-4     0.891  7.7e-6     0.840  9.6e-4     3.369  0
-    224 px --texture 1e-2        0.710  1.2e-4     1.284  7.7e-6     1.284  5.8e-4     3.398  0
-    (* 1.24e-3 after affine alignment: over the 1e-3 aim.) delta2d beats deltax / none by
-    15-30 % at every bit depth; zstd matches zlib / lzma in size at a fraction of the time.
-    zstd level (q12, enc ms per map incl. quantisation, one run): level 9 vs level 1 is
-    0.173 vs 0.182 / 0.454 vs 0.457 / 0.714 vs 0.711 B/px at 0.44 vs 0.29 / 1.18 vs 0.35 /
-    1.38 vs 0.80 ms, and at 560 px (``--size 560 --texture 1e-3 --maps 8``) 0.341 vs 0.347 B/px
-    at 14.6 vs 5.0 ms: level 9 buys at most 5 % of bytes for 3x the encode time, on the
-    labeling actor's serial path (five 560-px maps per view per teacher).
-    DECISION: q12 = uint12-in-uint16 + delta2d + zig-zag + byte planes + zstd level 1.
-    Whole teacher shards (q12 level 1, same maps): tar 0.26 / 0.43 / 0.49 / 0.24 B per label
-    pixel at 950 / 890 / 470 / 94 labels/s; zarr 0.13 / 0.30 / 0.46 / 0.23 at 270 / 270 / 160 /
-    39 labels/s (same predictor and byte planes as a Zarr filter, ``shards/zarr_delta2d.py``, then
-    zstd; without them, Blosc zstd + shuffle took 0.18 / 0.54 / 0.71 B per label pixel).
+    maps                         q12 zstd-1        png16 (q12 words, L6)   q16           f16+zstd
+    112 px smooth (--texture 0)  0.182  1.2e-4     0.265  1.2e-4           0.269  7.7e-6  0.314  9.8e-4*
+    112 px --texture 1e-3        0.457  1.2e-4     0.612  1.2e-4           0.891  7.7e-6  0.840  9.6e-4
+    224 px --texture 1e-2        0.711  1.2e-4     0.972  1.2e-4           1.292  7.7e-6  1.318  8.6e-4
+    560 px --texture 1e-3 -m 8   0.347  1.2e-4     0.443  1.2e-4           0.784  7.7e-6  0.660  6.4e-4
+    (* 1.24e-3 after affine alignment: over the 1e-3 aim.) png16 stores the same 12-bit words
+    as q12 (identical error) in a 16-bit greyscale PNG: 1.28-1.46x q12's bytes per map, encode
+    1.0 / 2.7 / 20.9 / 75 ms against 0.4 / 0.5 / 1.0 / 8.7 ms (q12), decode within 20 %.
+    Whole teacher shards (global + four distinct quadrant patches), B per label pixel, png16 vs q12:
+    tar 0.408 / 0.323, 0.799 / 0.629, 1.059 / 0.782, 0.502 / 0.390 (1.26-1.35x);
+    zarr 0.240 / 0.205, 0.781 / 0.502, 0.994 / 0.754, 0.575 / 0.386 (1.17-1.56x);
+    labels/s into tar 359 / 744, 155 / 652, 23 / 363, 6.5 / 58.
+    DECISION: png16 (level 6) is the default: webdataset's own decoder and any image tool read
+    it, zarr reads its numcodecs Delta + Blosc chunks without depthdistill, and it costs under
+    1.5x q12's bytes in the tars. q12 (uint12 words + delta2d + zig-zag + byte planes + zstd 1)
+    stays an option (`labels.codec: q12`): at 560 px its encode is ~9x faster, which is what a
+    GPU labeling actor's writer thread needs, so configs/paper.yaml uses it.
+    delta2d beats deltax / none by 15-30 % at every bit depth; zstd matches zlib / lzma in size
+    at a fraction of the time.
 """
 
 from __future__ import annotations
