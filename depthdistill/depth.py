@@ -286,8 +286,8 @@ def edge_pool(hw: tuple[int, int]) -> int:
     112-px input), not at the ground truth's: upsampled to 384 x 512 a 112-px prediction spreads
     every jump over ~4 pixels, under EDGE_JUMP per pixel, and a 1-pixel tolerance then scores
     every such model near 0, which no comparison can read: the DAv2-tiny card's edge F1 on the
-    central crop (192 x 256) was 0.061 local / 0.013 global unpooled, 0.276 / 0.133 pooled by 2 (
-    depthdistill/assets/teachers/dav2-tiny, docs/teachers/README.md)."""
+    central crop (192 x 256) was 0.061 local / 0.013 global unpooled, 0.276 / 0.133 pooled by 2
+    (depthdistill/assets/teachers/dav2-tiny, docs/teachers/README.md)."""
     return max(1, min(int(hw[0]), int(hw[1])) // EDGE_SHORT_SIDE)
 
 
