@@ -27,6 +27,7 @@ from depthdistill.models.prompt_embedding import (load_prompt_embedding, save_pr
 from depthdistill.models.hub import resolve_model_path
 from depthdistill.models.registry import fingerprint_teacher, load_teacher
 from depthdistill.views import resize
+from test_teacher_kind_dpt import _tiny_dpt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -368,17 +369,6 @@ def test_command_module_imports_no_heavy_libraries():
 # The kind table, and a third kind (DPT / MiDaS) added as one module + one entry
 
 
-def _tiny_dpt(folder: Path) -> Path:
-    from transformers import DPTConfig, DPTForDepthEstimation
-
-    torch.manual_seed(0)
-    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                       image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32],
-                       fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5], head_in_index=-1)
-    DPTForDepthEstimation(config).save_pretrained(folder)
-    return folder
-
-
 def test_kind_table_recognises_folders_and_hub_ids(dav2_dir, gp_dir, tmp_path):
     from depthdistill.models.kinds import KINDS, guess_kind, teacher_class
 
@@ -396,19 +386,3 @@ def test_kind_table_recognises_folders_and_hub_ids(dav2_dir, gp_dir, tmp_path):
     with pytest.raises(ValueError, match="only genpercept teachers read it"):
         TeacherConfig(name="x", kind="dav2", prompt_embedding="p.safetensors")
     assert TeacherConfig(name="d", kind="dpt", input_size=64).input_multiple == 32
-
-
-def test_dpt_teacher_loads_predicts_and_fingerprints_like_any_kind(tmp_path):
-    from depthdistill.models.dpt import DPTTeacher
-
-    dpt_dir = _tiny_dpt(tmp_path / "dpt-tiny")
-    cfg = TeacherConfig(name="midas", kind="dpt", model=str(dpt_dir), input_size=64)
-    teacher = load_teacher(cfg)
-    assert isinstance(teacher, DPTTeacher) and teacher.space == "disparity"
-    maps = teacher.predict(np.random.default_rng(0).integers(0, 255, (2, 40, 50, 3), dtype=np.uint8))
-    assert maps.shape == (2, 40, 50) and torch.isfinite(maps).all()
-    assert fingerprint_teacher(cfg) == (teacher.fingerprint, "disparity")  # folder-only path agrees
-    as_dav2 = TeacherConfig(name="midas", kind="dav2", model=str(dpt_dir), input_size=64, input_multiple=16)
-    assert fingerprint_teacher(as_dav2)[0] != teacher.fingerprint  # the kind is part of the fingerprint
-    with pytest.raises(ValueError, match="multiple of 32"):
-        TeacherConfig(name="midas", kind="dpt", model=str(dpt_dir), input_size=48)

@@ -7,11 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from depthdistill.config import (ImagesConfig, LabelsConfig, StagesConfig, TeacherConfig, TrainConfig,
                                  ViewsConfig)
-from test_models import _tiny_dpt
+from depthdistill.models.registry import fingerprint_teacher, load_teacher
+
+
+def _tiny_dpt(folder: Path) -> Path:
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    torch.manual_seed(0)
+    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                       image_size=64, patch_size=16, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32],
+                       fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5], head_in_index=-1)
+    DPTForDepthEstimation(config).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +66,19 @@ def test_dpt_teacher_through_labels_train_and_eval(ray_local, tmp_path: Path) ->
     (res,) = run_eval([str(dpt)], [("world", str(tmp_path / "world"))], cfg, out=tmp_path / "eval", input_size=64,
                       progress=False)
     assert res.num_images == 2 and np.isfinite(res.abs_rel) and res.space == "disparity"
+
+
+def test_dpt_teacher_loads_predicts_and_fingerprints_like_any_kind(tmp_path):
+    from depthdistill.models.dpt import DPTTeacher
+
+    dpt_dir = _tiny_dpt(tmp_path / "dpt-tiny")
+    cfg = TeacherConfig(name="midas", kind="dpt", model=str(dpt_dir), input_size=64)
+    teacher = load_teacher(cfg)
+    assert isinstance(teacher, DPTTeacher) and teacher.space == "disparity"
+    maps = teacher.predict(np.random.default_rng(0).integers(0, 255, (2, 40, 50, 3), dtype=np.uint8))
+    assert maps.shape == (2, 40, 50) and torch.isfinite(maps).all()
+    assert fingerprint_teacher(cfg) == (teacher.fingerprint, "disparity")  # folder-only path agrees
+    as_dav2 = TeacherConfig(name="midas", kind="dav2", model=str(dpt_dir), input_size=64, input_multiple=16)
+    assert fingerprint_teacher(as_dav2)[0] != teacher.fingerprint  # the kind is part of the fingerprint
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TeacherConfig(name="midas", kind="dpt", model=str(dpt_dir), input_size=48)
